@@ -1,0 +1,1 @@
+"""The harnet command-line application (installed as the ``harnet_cli`` package)."""

@@ -1,0 +1,84 @@
+"""`harnet` command line: a thin layer over the library.
+
+Exit codes: 0 success; 1 an input, model or download problem (one line, no traceback unless
+``--debug``); 2 a usage error (bad option or argument).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from harnet import __version__
+
+# command name -> "module:function" inside harnet_cli, imported only when that command runs.
+# Each command module defines one click command; add a line here to register a new one.
+COMMANDS: dict[str, str] = {
+    "models": "harnet_cli.cmd_models:models",
+    "download": "harnet_cli.cmd_models:download",
+    "convert": "harnet_cli.cmd_models:convert",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        mod, attr = target.split(":")
+        return getattr(importlib.import_module(mod), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="harnet")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def app(ctx: click.Context, debug: bool) -> None:
+    """harnet: activity recognition from wearable accelerometer files with self-supervised networks."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and turns harnet's errors into one-line messages."""
+    from harnet.errors import HarnetError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app.main(args=args, prog_name="harnet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except HarnetError as e:
+        if debug:
+            raise
+        click.echo(f"harnet: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except Exception as e:  # an unexpected bug: still one line unless --debug
+        if debug:
+            raise
+        click.echo(
+            f"harnet: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback "
+            "and report it)",
+            err=True,
+        )
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The harnet model directory: the unit of exchange for trained and converted models.
+
+A folder (or a Hugging Face repo with the same files) holding
+
+- ``config.json``: architecture, window, sample rate, labels, the preprocessing the model
+  expects, provenance (source, checksums, licence, harnet version) and the sha256 of the
+  weights file;
+- ``model.safetensors``: the state dict (plain tensors, no pickle);
+- ``hmm.json`` (optional): HMM smoothing parameters, see :mod:`harnet.hmm`;
+- ``model.onnx`` (optional): an ONNX export of the same network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._fileio import atomic_path, atomic_write_text
+from .errors import ModelError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+HMM_FILE = "hmm.json"
+ONNX_FILE = "model.onnx"
+
+#: What the published classifiers were trained with (the field's default pipeline).
+DEFAULT_PREPROCESSING: dict[str, Any] = {
+    "calibrate_gravity": True,
+    "detect_nonwear": True,
+    "lowpass_hz": 20.0,
+    "resample": "linear",
+}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    p = Path(model_dir) / CONFIG
+    if not p.is_file():
+        raise ModelError(f"{model_dir} is not a harnet model directory: {CONFIG} is missing")
+    try:
+        cfg = json.loads(p.read_text())
+    except ValueError as e:
+        raise ModelError(f"{p} is not valid JSON ({e}); restore it from the model's source") from None
+    for key in ("arch", "window_sec", "labels"):
+        if key not in cfg:
+            raise ModelError(f"{p} lacks the field {key!r}; restore it from the model's source")
+    return cfg
+
+
+def save_model_dir(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    preprocessing: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    description: str = "",
+    hmm: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (a :class:`harnet.model.Harnet`) as a model directory; atomic per file."""
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(sd, str(tmp), metadata={"format": "pt", "harnet_arch": model.config.arch})
+    hmm = hmm if hmm is not None else getattr(model, "hmm", None)
+    if hmm is not None:
+        if tuple(hmm.labels) != tuple(model.config.labels):
+            raise ModelError(f"hmm labels {hmm.labels} differ from the model's {model.config.labels}")
+        hmm.save(out / HMM_FILE)
+    elif (out / HMM_FILE).exists():
+        (out / HMM_FILE).unlink()
+    prov = dict(provenance or {})
+    prov.setdefault("harnet_version", __version__)
+    cfg = {
+        "harnet_format": FORMAT_VERSION,
+        **model.config.to_dict(),
+        "description": description,
+        "preprocessing": dict(DEFAULT_PREPROCESSING if preprocessing is None else preprocessing),
+        "provenance": prov,
+        "weights_sha256": sha256_file(out / WEIGHTS),
+        **dict(extra or {}),
+    }
+    atomic_write_text(out / CONFIG, json.dumps(cfg, indent=2) + "\n")
+    return out
+
+
+def load_model_dir(model_dir: str | Path, *, device: Any = None, verify: bool = True) -> Any:
+    """Load a model directory into an eval-mode :class:`harnet.model.Harnet` (strict)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .hmm import HMM
+    from .model import Harnet, HarnetConfig
+
+    d = Path(model_dir)
+    cfg = read_config(d)
+    wpath = d / WEIGHTS
+    if not wpath.is_file():
+        raise ModelError(f"{d} lacks {WEIGHTS}; the model directory is incomplete")
+    if verify and cfg.get("weights_sha256"):
+        got = sha256_file(wpath)
+        if got != cfg["weights_sha256"]:
+            raise ModelError(
+                f"{wpath} has sha256 {got[:12]}..., config.json says {cfg['weights_sha256'][:12]}...: "
+                "the weights were changed or corrupted; fetch the model again"
+            )
+    labels = tuple(cfg["labels"])
+    config = HarnetConfig(
+        arch=cfg["arch"],
+        window_sec=int(cfg["window_sec"]),
+        sample_rate=int(cfg.get("sample_rate", 30)),
+        num_classes=int(cfg.get("num_classes", len(labels))),
+        labels=labels,
+    )
+    model = Harnet(config)
+    try:
+        sd = load_file(str(wpath))
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"cannot read {wpath}: {e}") from None
+    _load_strict(model, sd, source=str(wpath))
+    hpath = d / HMM_FILE
+    if hpath.is_file():
+        model.hmm = HMM.load(hpath)
+        if model.hmm.num_classes != config.num_classes:
+            raise ModelError(
+                f"{hpath} has {model.hmm.num_classes} classes but the model has {config.num_classes}; "
+                "refit or remove hmm.json"
+            )
+    model.meta = cfg
+    model.meta["path"] = str(d)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def _load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    bad = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        parts = []
+        if bad:
+            k = bad[0]
+            parts.append(f"{len(bad)} shape mismatches (e.g. {k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise ModelError(
+            f"weights in {source} do not fit {model.config.arch} with {model.config.num_classes} classes: "
+            + "; ".join(parts)
+            + ". Check that config.json (arch, window_sec, labels) matches the weights"
+        )
+    model.load_state_dict(sd, strict=True)

@@ -18,7 +18,7 @@ from harnet import __version__
 COMMANDS: dict[str, str] = {
     "models": "harnet_cli.cmd_models:models",
     "download": "harnet_cli.cmd_models:download",
-    "convert": "harnet_cli.cmd_models:convert",
+    "convert": "harnet_cli.cmd_convert:convert",
 }
 
 

@@ -66,18 +66,29 @@ def save_model_dir(
     description: str = "",
     hmm: Any = None,
     extra: Mapping[str, Any] | None = None,
+    backbone_only: bool = False,
 ) -> Path:
-    """Write ``model`` (a :class:`harnet.model.Harnet`) as a model directory; atomic per file."""
+    """Write ``model`` (a :class:`harnet.model.Harnet`) as a model directory; atomic per file.
+
+    ``backbone_only=True`` writes a backbone directory (``"kind": "backbone"``): only the
+    ``feature_extractor.*`` tensors, no labels; loading it gives a fresh, untrained head.
+    """
     from safetensors.torch import save_file
 
     from . import __version__
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    sd = {
+        k: v.detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+        if not backbone_only or k.startswith("feature_extractor.")
+    }
     with atomic_path(out / WEIGHTS) as tmp:
         save_file(sd, str(tmp), metadata={"format": "pt", "harnet_arch": model.config.arch})
     hmm = hmm if hmm is not None else getattr(model, "hmm", None)
+    if backbone_only:
+        hmm = None
     if hmm is not None:
         if tuple(hmm.labels) != tuple(model.config.labels):
             raise ModelError(f"hmm labels {hmm.labels} differ from the model's {model.config.labels}")
@@ -86,9 +97,13 @@ def save_model_dir(
         (out / HMM_FILE).unlink()
     prov = dict(provenance or {})
     prov.setdefault("harnet_version", __version__)
+    config = model.config.to_dict()
+    if backbone_only:
+        config.update(num_classes=0, labels=[])
     cfg = {
         "harnet_format": FORMAT_VERSION,
-        **model.config.to_dict(),
+        "kind": "backbone" if backbone_only else "classifier",
+        **config,
         "description": description,
         "preprocessing": dict(DEFAULT_PREPROCESSING if preprocessing is None else preprocessing),
         "provenance": prov,
@@ -99,8 +114,15 @@ def save_model_dir(
     return out
 
 
-def load_model_dir(model_dir: str | Path, *, device: Any = None, verify: bool = True) -> Any:
-    """Load a model directory into an eval-mode :class:`harnet.model.Harnet` (strict)."""
+def load_model_dir(
+    model_dir: str | Path, *, device: Any = None, verify: bool = True, num_classes: int | None = None
+) -> Any:
+    """Load a model directory into an eval-mode :class:`harnet.model.Harnet` (strict).
+
+    A backbone directory (``"kind": "backbone"``) loads its feature extractor strictly and gets a
+    fresh, untrained head of ``num_classes`` outputs (default 2). For a classifier directory,
+    ``num_classes`` must be None or equal to its number of labels.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -119,12 +141,21 @@ def load_model_dir(model_dir: str | Path, *, device: Any = None, verify: bool = 
                 f"{wpath} has sha256 {got[:12]}..., config.json says {cfg['weights_sha256'][:12]}...: "
                 "the weights were changed or corrupted; fetch the model again"
             )
-    labels = tuple(cfg["labels"])
+    backbone = cfg.get("kind") == "backbone"
+    labels = () if backbone else tuple(cfg["labels"])
+    n_cls = int(cfg.get("num_classes", len(labels)))
+    if backbone:
+        n_cls = 2 if num_classes is None else int(num_classes)
+    elif num_classes is not None and int(num_classes) != n_cls:
+        raise ModelError(
+            f"{d} is a classifier with {n_cls} classes; num_classes={num_classes} does not fit. "
+            "Use a backbone to train a new head"
+        )
     config = HarnetConfig(
         arch=cfg["arch"],
         window_sec=int(cfg["window_sec"]),
         sample_rate=int(cfg.get("sample_rate", 30)),
-        num_classes=int(cfg.get("num_classes", len(labels))),
+        num_classes=n_cls,
         labels=labels,
     )
     model = Harnet(config)
@@ -132,6 +163,8 @@ def load_model_dir(model_dir: str | Path, *, device: Any = None, verify: bool = 
         sd = load_file(str(wpath))
     except (SafetensorError, OSError) as e:
         raise ModelError(f"cannot read {wpath}: {e}") from None
+    if backbone:
+        sd = {**{k: v for k, v in model.state_dict().items() if k.startswith("classifier.")}, **sd}
     _load_strict(model, sd, source=str(wpath))
     hpath = d / HMM_FILE
     if hpath.is_file():

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "models": "harnet_cli.cmd_models:models",
     "download": "harnet_cli.cmd_models:download",
     "convert": "harnet_cli.cmd_convert:convert",
+    "predict": "harnet_cli.cmd_predict:predict",
 }
 
 

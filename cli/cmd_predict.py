@@ -1,0 +1,124 @@
+"""`harnet predict`: device files to activity labels and daily summaries."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+DEFAULT_MODEL = "harnet30-c24-walmsley"
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
+@click.option("--outdir", type=click.Path(file_okay=False), help="Write each recording's outputs into DIR/<name>/.")
+@click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
+@click.option("--model", default=DEFAULT_MODEL, help="Registry name (see `harnet models`), model directory or hf://org/repo[@rev].")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", help="Inference backend.")
+@click.option("--device", default=None, help="torch device for the torch backend (cpu, cuda, cuda:1).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all cores).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per inference batch.")
+@click.option("--no-hmm", is_flag=True, help="Do not smooth labels with the model's HMM.")
+@click.option("--timezone", default=None, help="IANA time zone (e.g. Europe/London): aware times, DST-correct days.")
+@click.option("--start", default=None, help="Ignore data before this time (ISO, local).")
+@click.option("--end", default=None, help="Ignore data from this time on (ISO, local).")
+@click.option("--exclude-first-day", is_flag=True, help="Drop the first calendar day from the summaries.")
+@click.option("--exclude-last-day", is_flag=True, help="Drop the last calendar day from the summaries.")
+@click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=0.0, help="Hours of wear for a day to count as valid.")
+@click.option("--calibrate/--no-calibrate", default=None, help="Gravity calibration (default: as the model was trained).")
+@click.option("--detect-nonwear/--no-detect-nonwear", default=None, help="Non-wear detection (default: as the model was trained).")
+@click.option("--nonwear-patience", type=click.FloatRange(min=1), default=90.0, help="Minutes of stillness counted as non-wear.")
+@click.option("--nonwear-std", type=click.FloatRange(min=0.1), default=15.0, help="Stillness threshold: every axis' SD below this (mg) in 10-s windows.")
+@click.option("--lowpass", "lowpass", default="model", help="Anti-alias low-pass before resampling in Hz, 'none', or 'model' (as trained).")
+@click.option("--time-col", default=None, help="CSV/parquet: time column name or index.")
+@click.option("--xyz-cols", default=None, help="CSV/parquet: x,y,z column names or indices, comma-separated.")
+@click.option("--time-format", default=None, help="CSV/parquet: strftime format, or unix_s / unix_ms.")
+@click.option("--units", type=click.Choice(["g", "m/s2"]), default="g", help="CSV/parquet: acceleration units.")
+@click.option("--sample-rate", type=click.FloatRange(min=1), default=None, help="Override the sample rate (Hz).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Report each stage.")
+@click.pass_context
+def predict(ctx: click.Context, inputs, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
+            no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
+            detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
+            sample_rate, quiet, verbose) -> None:
+    """Classify activity in device files and write daily summaries.
+
+    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java), or
+    .csv/.csv.gz/.parquet tables.
+
+    The default model is harnet30-c24-walmsley: harnet30 fine-tuned on Capture-24 with the
+    Walmsley labels (sleep, sedentary, light, moderate-vigorous), published with the asleep
+    tool. Its weights are under the University of Oxford Academic Use Licence (non-commercial
+    research only); harnet downloads them from their published source on first use.
+
+    Exit codes: 0 done, 1 an input or model problem (one line, --debug for the traceback),
+    2 a usage error.
+    """
+    from harnet.errors import InputError
+    from harnet.pipeline import PredictOptions, output_paths, predict_file, write_outputs
+
+    if len(inputs) > 1 and not outdir:
+        raise click.UsageError("several inputs need --outdir DIR")
+    if not out and not outdir:
+        raise click.UsageError("give --out PATH.csv (or --outdir DIR)")
+    if lowpass in ("model",):
+        lp = "model"
+    elif lowpass.lower() in ("none", "off", "0"):
+        lp = None
+    else:
+        try:
+            lp = float(lowpass)
+        except ValueError:
+            raise click.BadParameter(f"{lowpass!r} is not a number, 'none' or 'model'", param_hint="--lowpass") from None
+    reader: dict = {}
+    if time_col is not None:
+        reader["time_col"] = int(time_col) if time_col.isdigit() else time_col
+    if xyz_cols is not None:
+        cols = [c.strip() for c in xyz_cols.split(",")]
+        if len(cols) != 3:
+            raise click.BadParameter("give three columns, e.g. x,y,z or 1,2,3", param_hint="--xyz-cols")
+        reader["xyz_cols"] = tuple(int(c) if c.isdigit() else c for c in cols)
+    if time_format is not None:
+        reader["time_format"] = time_format
+    if units != "g":
+        reader["units"] = units
+    if sample_rate is not None:
+        reader["sample_rate"] = sample_rate
+    opts = PredictOptions(
+        model=model, backend=backend, device=device, threads=threads, batch_size=batch_size, hmm=not no_hmm,
+        timezone=timezone, start=start, end=end, exclude_first_day=exclude_first_day,
+        exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day, calibrate=calibrate,
+        detect_nonwear=detect_nonwear, nonwear_patience_min=nonwear_patience, nonwear_std_mg=nonwear_std,
+        lowpass_hz=lp, reader=reader,
+    )
+    if len(inputs) == 1 and out:
+        path = inputs[0]
+        if not quiet:
+            click.echo(f"harnet: reading {path}", err=True)
+        res = predict_file(path, options=opts)
+        paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
+        if not quiet:
+            _report(res, paths, verbose)
+        return
+    from harnet.batch import run_batch  # many inputs: see harnet.batch
+
+    code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet)
+    if code:
+        ctx.exit(code)
+
+
+def _report(res, paths, verbose: bool) -> None:
+    info = res.info
+    click.echo(
+        f"harnet: {len(res.windows)} windows, {info.get('ValidWindows', 0)} classified, "
+        f"wear {info.get('WearTime(days)', float('nan')):.2f} days",
+        err=True,
+    )
+    if verbose:
+        for k, v in info.get("StageSeconds", {}).items():
+            click.echo(f"  {k:<10} {v:8.2f} s", err=True)
+    for k, p in paths.items():
+        click.echo(f"  {k:<8} {p}", err=True)

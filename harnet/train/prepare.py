@@ -1,0 +1,569 @@
+"""Labelled raw recordings -> window arrays for training and evaluation.
+
+The output (:class:`WindowSet`, saved as ``.npz`` without pickles) holds
+
+- ``X`` float32 ``(N, 3, T)``: x, y, z in g at 30 Hz (``T = window_sec * 30``);
+- ``y`` the window labels as strings; ``pid`` the participant; ``recording`` the recording
+  (a participant may have several); ``time`` the window start (datetime64[ns]);
+- ``meta``: a JSON string with the window geometry, the preprocessing, the label order, where
+  the data came from and how many windows were dropped and why.
+
+Every recording is resampled by its timestamps with :func:`harnet.windows.resample` (the same
+code ``harnet predict`` uses) onto the midnight-aligned 30 Hz grid, then cut into windows that
+start every ``step_sec`` on that grid. A window's label is the majority label of the raw samples
+inside it. A window is dropped (and counted) when any of its 30 Hz samples is missing
+(``incomplete``), when most of its samples carry no usable label (``unlabelled``: missing, or a
+label the caller excluded), or when its majority label covers less than ``min_agreement`` of its
+samples (``mixed``).
+
+Layouts: a generic table (:func:`prepare_table`), the HAPT parquet (:func:`prepare_hapt`) and
+the Capture-24 folder (:func:`prepare_capture24`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+SAMPLE_RATE = 30
+NS = 1_000_000_000
+G = 9.80665  # m/s^2 per g
+
+#: HAPT activity codes (labels 7-12 are postural transitions, -1 unlabelled).
+HAPT_LABELS: dict[int, str] = {
+    1: "walking",
+    2: "walking_upstairs",
+    3: "walking_downstairs",
+    4: "sitting",
+    5: "standing",
+    6: "lying",
+}
+
+DROP_REASONS = ("incomplete", "unlabelled", "mixed")
+
+
+# ------------------------------------------------------------------------------------------
+# the window set
+
+
+@dataclass
+class WindowSet:
+    """Labelled windows of many participants, in (recording, time) order."""
+
+    X: np.ndarray
+    y: np.ndarray
+    pid: np.ndarray
+    recording: np.ndarray
+    time: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        if self.X.ndim != 3 or self.X.shape[1] != 3:
+            raise InputError(f"window array X must have shape (N, 3, T), got {self.X.shape}")
+        for name in ("y", "pid", "recording", "time"):
+            if len(getattr(self, name)) != n:
+                raise InputError(f"window set: {name} has {len(getattr(self, name))} entries for {n} windows")
+        self.X = np.ascontiguousarray(self.X, dtype=np.float32)
+        self.y = np.asarray(self.y).astype(str)
+        self.pid = np.asarray(self.pid).astype(str)
+        self.recording = np.asarray(self.recording).astype(str)
+        self.time = np.asarray(self.time).astype("datetime64[ns]")
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    @property
+    def window_sec(self) -> int:
+        return int(self.meta.get("window_sec", self.X.shape[2] // SAMPLE_RATE))
+
+    @property
+    def step_sec(self) -> float:
+        return float(self.meta.get("step_sec", self.window_sec))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in model-output order: ``meta["labels"]`` (those present), else sorted."""
+        present = set(self.y.tolist())
+        order = [str(x) for x in self.meta.get("labels", []) if str(x) in present]
+        return tuple(order + sorted(present - set(order)))
+
+    def label_index(self, labels: Sequence[str] | None = None) -> np.ndarray:
+        """``y`` as indices into ``labels`` (default :attr:`labels`)."""
+        labels = list(self.labels if labels is None else labels)
+        lut = {k: i for i, k in enumerate(labels)}
+        missing = sorted(set(self.y.tolist()) - set(lut))
+        if missing:
+            raise InputError(f"labels {missing} are not among the model's labels {labels}")
+        return np.array([lut[v] for v in self.y], dtype=np.int64)
+
+    def segments(self) -> np.ndarray:
+        """An id per window; consecutive windows share it when they follow each other without a gap.
+
+        A new segment starts at a new recording or where the start times are not exactly one
+        step apart (a dropped window in between). HMM transitions count only within a segment.
+        """
+        n = len(self)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        step_ns = int(round(self.step_sec * NS))
+        t = self.time.view(np.int64)
+        brk = np.ones(n, dtype=bool)
+        brk[1:] = (self.recording[1:] != self.recording[:-1]) | (np.diff(t) != step_ns)
+        return np.cumsum(brk) - 1
+
+    def subset(self, mask: np.ndarray) -> "WindowSet":
+        m = np.asarray(mask)
+        return WindowSet(self.X[m], self.y[m], self.pid[m], self.recording[m], self.time[m], dict(self.meta))
+
+    def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` (atomically; loads with ``allow_pickle=False``)."""
+        from .._fileio import atomic_open
+
+        path = Path(path)
+        with atomic_open(path, "wb") as f:
+            np.savez(
+                f,
+                X=self.X,
+                y=self.y.astype(str),
+                pid=self.pid.astype(str),
+                recording=self.recording.astype(str),
+                time=self.time,
+                meta=np.array(json.dumps(self.meta)),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "WindowSet":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file; create it with `harnet prepare`")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [k for k in ("X", "y", "pid", "time") if k not in z.files]
+                if missing:
+                    raise InputError(
+                        f"{path} lacks the arrays {missing}; it was not written by `harnet prepare`"
+                    )
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+                rec = z["recording"] if "recording" in z.files else z["pid"]
+                ws = cls(z["X"], z["y"], z["pid"], rec, z["time"], meta)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {path} as a window file ({e}); create it with `harnet prepare`") from None
+        if ws.X.shape[2] % SAMPLE_RATE:
+            raise InputError(f"{path}: windows of {ws.X.shape[2]} samples are not whole seconds at 30 Hz")
+        return ws
+
+
+def concat(sets: Sequence[WindowSet], meta: Mapping[str, Any] | None = None) -> WindowSet:
+    if not sets:
+        raise InputError("no windows to join")
+    return WindowSet(
+        np.concatenate([s.X for s in sets]),
+        np.concatenate([s.y for s in sets]),
+        np.concatenate([s.pid for s in sets]),
+        np.concatenate([s.recording for s in sets]),
+        np.concatenate([s.time for s in sets]),
+        dict(meta or sets[0].meta),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# one recording -> labelled windows
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """How windows are cut and labelled."""
+
+    window_sec: int = 10
+    step_sec: float | None = None  # None: the window length (no overlap)
+    min_agreement: float = 0.9
+    lowpass_hz: float | None = None
+    max_gap_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.window_sec <= 0:
+            raise ValueError(f"window_sec must be positive, got {self.window_sec}")
+        step = self.step
+        if step <= 0 or abs(step * SAMPLE_RATE - round(step * SAMPLE_RATE)) > 1e-9:
+            raise ValueError(f"step_sec must be a positive multiple of 1/{SAMPLE_RATE} s, got {self.step_sec}")
+        if not 0.0 < self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be within (0, 1], got {self.min_agreement}")
+
+    @property
+    def step(self) -> float:
+        return float(self.window_sec if self.step_sec is None else self.step_sec)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on these windows expects at prediction time."""
+        return {
+            "calibrate_gravity": False,
+            "detect_nonwear": True,
+            "lowpass_hz": self.lowpass_hz,
+            "resample": "linear",
+        }
+
+
+def label_windows(
+    time_ns: np.ndarray,
+    codes: np.ndarray,
+    starts_ns: np.ndarray,
+    window_ns: int,
+    n_classes: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Majority label of the raw samples in each window ``[start, start + window)``.
+
+    ``codes``: int per raw sample, ``-1`` for no usable label. Returns ``(label, share,
+    unlabelled_share)``: the majority class (``-1`` when the window holds no labelled
+    sample), the share of the window's samples that carry it, and the share without a label.
+    One cumulative sum per class keeps memory at one int32 array of the recording's length.
+    """
+    a = np.searchsorted(time_ns, starts_ns, side="left")
+    b = np.searchsorted(time_ns, starts_ns + window_ns, side="left")
+    total = (b - a).astype(np.float64)
+    best = np.zeros(len(starts_ns), dtype=np.int64)
+    best_lab = np.full(len(starts_ns), -1, dtype=np.int64)
+    labelled = np.zeros(len(starts_ns), dtype=np.int64)
+    cum = np.zeros(len(codes) + 1, dtype=np.int32)
+    for k in range(n_classes):
+        np.cumsum(codes == k, out=cum[1:])
+        cnt = cum[b] - cum[a]
+        labelled += cnt
+        better = cnt > best
+        best[better] = cnt[better]
+        best_lab[better] = k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, best / np.maximum(total, 1), 0.0)
+        unl = np.where(total > 0, (total - labelled) / np.maximum(total, 1), 1.0)
+    return best_lab, share, unl
+
+
+def windows_from_recording(
+    time: np.ndarray,
+    xyz: np.ndarray,
+    codes: np.ndarray,
+    class_names: Sequence[str],
+    options: WindowOptions,
+    *,
+    pid: str,
+    recording: str,
+    counts: dict[str, int] | None = None,
+) -> WindowSet:
+    """Cut one recording into labelled windows (see the module docstring).
+
+    ``time`` datetime64[ns] or int64 ns, strictly increasing; ``xyz`` (n, 3) in g; ``codes``
+    int per sample indexing ``class_names`` (-1: no usable label). ``counts`` (if given) gets
+    the number of candidate, kept and dropped windows added per reason.
+    """
+    from ..windows import midnight_ns, resample
+
+    t = np.asarray(time)
+    t = t.view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    T = options.window_sec * SAMPLE_RATE
+    step_n = int(round(options.step * SAMPLE_RATE))
+    step_ns = int(round(options.step * NS))
+    win_ns = options.window_sec * NS
+    empty = WindowSet(np.empty((0, 3, T), np.float32), np.empty(0, str), np.empty(0, str),
+                      np.empty(0, str), np.empty(0, "datetime64[ns]"))
+    if len(t) < 2:
+        return empty
+    if np.any(np.diff(t) <= 0):
+        raise InputError(f"recording {recording!r}: timestamps are not strictly increasing; sort and de-duplicate them")
+    origin = midnight_ns(int(t[0]))
+    g0 = origin + -(-(int(t[0]) - origin) // step_ns) * step_ns  # first step boundary at/after t0
+    xyz30 = resample(t, xyz, fs_out=SAMPLE_RATE, lowpass_hz=options.lowpass_hz,
+                     max_gap_s=options.max_gap_s, grid_start_ns=g0, grid_stop_ns=int(t[-1]) + 1)
+    m = len(xyz30)
+    if m < T:
+        return empty
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    view = sliding_window_view(xyz30, T, axis=0)[::step_n]  # (N, 3, T), no copy yet
+    n = len(view)
+    complete = ~np.isnan(view).any(axis=(1, 2))
+    starts = g0 + np.arange(n, dtype=np.int64) * step_ns
+    lab, share, unl = label_windows(t, codes, starts, win_ns, len(class_names))
+    unlabelled = complete & ((lab < 0) | (unl > share))
+    mixed = complete & ~unlabelled & (share < options.min_agreement - 1e-12)
+    keep = complete & ~unlabelled & ~mixed
+    if counts is not None:
+        counts["candidates"] = counts.get("candidates", 0) + n
+        counts["kept"] = counts.get("kept", 0) + int(keep.sum())
+        for name, mask in (("incomplete", ~complete), ("unlabelled", unlabelled), ("mixed", mixed)):
+            counts[name] = counts.get(name, 0) + int(mask.sum())
+    names = np.asarray(class_names, dtype=str)
+    k = int(keep.sum())
+    return WindowSet(
+        X=np.ascontiguousarray(view[keep]),
+        y=names[lab[keep]] if k else np.empty(0, str),
+        pid=np.full(k, str(pid)),
+        recording=np.full(k, str(recording)),
+        time=starts[keep].view("datetime64[ns]"),
+    )
+
+
+def _collect(
+    parts: Iterable[WindowSet], options: WindowOptions, counts: dict[str, int], meta: Mapping[str, Any]
+) -> WindowSet:
+    sets = [p for p in parts if len(p)]
+    if not sets:
+        raise InputError(
+            f"no labelled window survived ({counts}); check the label column, the label mapping and "
+            f"--min-agreement ({options.min_agreement})"
+        )
+    out = concat(sets)
+    out.meta = {
+        "format": "harnet-windows",
+        "version": 1,
+        "window_sec": options.window_sec,
+        "step_sec": options.step,
+        "sample_rate": SAMPLE_RATE,
+        "min_agreement": options.min_agreement,
+        "preprocessing": options.preprocessing(),
+        "counts": dict(counts),
+        "participants": int(len(np.unique(out.pid))),
+        **dict(meta),
+    }
+    return out
+
+
+def _codes(values: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """Map per-sample label values (any dtype, None/NaN for none) to codes into class_names."""
+    import pandas as pd
+
+    cat = pd.Categorical(pd.Series(values, copy=False).astype("string"), categories=list(class_names))
+    return np.asarray(cat.codes, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------
+# layouts
+
+
+def _to_g(xyz: np.ndarray, units: str) -> np.ndarray:
+    if units == "g":
+        return xyz
+    if units == "mg":
+        return xyz / np.float32(1000.0)
+    if units in ("m/s2", "m/s^2", "ms2"):
+        return xyz / np.float32(G)
+    raise ValueError(f"units must be g, mg or m/s2, got {units!r}")
+
+
+def _time_ns(col: Any, *, time_unit: str | None, name: str) -> np.ndarray:
+    """A time column (datetime, strings, or numbers in ``time_unit``) as int64 ns."""
+    import pandas as pd
+
+    s = pd.Series(col, copy=False)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_localize(None)
+        return s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        unit = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}.get(time_unit or "s")
+        if unit is None:
+            raise ValueError(f"time_unit must be s, ms, us or ns, got {time_unit!r}")
+        return np.round(s.to_numpy(dtype=np.float64) * unit).astype(np.int64)
+    try:
+        parsed = pd.to_datetime(s, format="mixed" if s.dtype == object else None)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{name}: cannot parse the time column ({e}); give ISO times or numbers with --time-unit") from None
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _read_table(path: Path, columns: Sequence[str]) -> Any:
+    import pandas as pd
+
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet") or name.endswith(".pq"):
+            return pd.read_parquet(path, columns=list(columns))
+        return pd.read_csv(path, usecols=list(columns), low_memory=False)
+    except (KeyError, ValueError) as e:
+        raise InputError(f"{path}: {e}; name the right columns (see `harnet prepare --help`)") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e}") from None
+
+
+def prepare_table(
+    path: str | Path,
+    options: WindowOptions = WindowOptions(),
+    *,
+    label_col: str = "label",
+    pid_col: str | None = "participant",
+    time_col: str | None = "time",
+    xyz_cols: Sequence[str] = ("x", "y", "z"),
+    recording_col: str | None = None,
+    sample_rate: float | None = None,
+    time_unit: str | None = None,
+    units: str = "g",
+    label_map: Mapping[Any, str | None] | None = None,
+    class_names: Sequence[str] | None = None,
+    pid: str | None = None,
+) -> WindowSet:
+    """A generic table (CSV or parquet): time or sample index, x, y, z, label, participant.
+
+    ``time_col`` holds datetimes (or numbers in ``time_unit``); with ``time_col=None`` rows are
+    samples ``0, 1, ...`` at ``sample_rate`` Hz (per participant and recording, in file
+    order). ``units`` of x, y, z: ``g``, ``mg`` or ``m/s2``. ``label_map`` maps raw label values
+    to class names (a value mapped to None, or not in the map, is treated as unlabelled);
+    without it every label value is its own class. ``pid`` names the participant when the
+    table has no participant column.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if time_col is None and not sample_rate:
+        raise ValueError("without a time column, give the sample rate (sample_rate=...)")
+    cols = [c for c in (time_col, *xyz_cols, label_col, pid_col, recording_col) if c]
+    df = _read_table(path, cols)
+    if pid_col is None:
+        df["_pid"] = pid if pid is not None else path.name.split(".")[0]
+        pid_col = "_pid"
+    raw_labels = df[label_col]
+    if label_map is not None:
+        lm = {str(k): v for k, v in label_map.items()}
+        mapped = raw_labels.astype("string").map(lambda v: lm.get(v) if v is not pd.NA else None)
+    else:
+        mapped = raw_labels.where(raw_labels.notna()).astype("string")
+    if class_names is None:
+        if label_map is not None:
+            class_names = list(dict.fromkeys(v for v in label_map.values() if v is not None))
+        else:
+            class_names = sorted(set(mapped.dropna().unique().tolist()))
+    class_names = [str(c) for c in class_names]
+    codes = _codes(mapped.to_numpy(dtype=object), class_names)
+    del mapped, raw_labels
+    keys = [pid_col] + ([recording_col] if recording_col else [])
+    counts: dict[str, int] = {}
+    parts = []
+    for key, idx in df.groupby(keys, sort=True, observed=True).indices.items():
+        key = key if isinstance(key, tuple) else (key,)
+        sub = df.iloc[idx]
+        if time_col is None:
+            t = np.round(np.arange(len(sub), dtype=np.float64) * (NS / float(sample_rate))).astype(np.int64)
+        else:
+            t = _time_ns(sub[time_col], time_unit=time_unit, name=str(path))
+        xyz = _to_g(sub[list(xyz_cols)].to_numpy(dtype=np.float32), units)
+        c = codes[idx]
+        order = np.argsort(t, kind="stable")
+        if np.any(order != np.arange(len(order))):
+            t, xyz, c = t[order], xyz[order], c[order]
+        pid_v = str(key[0])
+        rec_v = "/".join(str(k) for k in key)
+        parts.append(windows_from_recording(t, xyz, c, class_names, options, pid=pid_v, recording=rec_v, counts=counts))
+    return _collect(parts, options, counts, {"source": str(path), "layout": "table", "labels": class_names})
+
+
+def prepare_hapt(path: str | Path, options: WindowOptions = WindowOptions()) -> WindowSet:
+    """The HAPT parquet (UCI smartphone HAPT, 50 Hz, waist, labels per sample).
+
+    Time is ``sequence / 50`` s per (user, recording); the six basic activities (codes 1-6)
+    are the classes; postural transitions (7-12) and unlabelled samples (-1) are not.
+    """
+    ws = prepare_table(
+        path,
+        options,
+        label_col="label",
+        pid_col="user",
+        recording_col="recording",
+        time_col=None,
+        sample_rate=50.0,
+        xyz_cols=("acc_x", "acc_y", "acc_z"),
+        units="g",
+        label_map={str(k): v for k, v in HAPT_LABELS.items()},
+        class_names=list(HAPT_LABELS.values()),
+    )
+    ws.meta.update(layout="hapt", source=str(path))
+    return ws
+
+
+def read_annotation_dictionary(path: str | Path, label_column: str) -> dict[str, str | None]:
+    """Capture-24's annotation dictionary: ``annotation`` -> the chosen label column."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        d = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read the annotation dictionary {path}: {e}") from None
+    if "annotation" not in d.columns or label_column not in d.columns:
+        cols = [c for c in d.columns if c != "annotation"]
+        raise InputError(
+            f"{path} needs the columns 'annotation' and {label_column!r}; label columns there: {cols}"
+        )
+    out: dict[str, str | None] = {}
+    for a, lab in zip(d["annotation"].astype(str), d[label_column]):
+        out[a] = None if pd.isna(lab) else str(lab)
+    return out
+
+
+def prepare_capture24(
+    folder: str | Path,
+    dictionary: str | Path,
+    label_column: str,
+    options: WindowOptions = WindowOptions(),
+    *,
+    pattern: str = "P*.csv*",
+    progress: Callable[[str], None] | None = None,
+) -> WindowSet:
+    """The Capture-24 layout: one ``P*.csv.gz`` per participant (time, x, y, z, annotation).
+
+    Annotations are mapped to labels through ``dictionary`` (a CSV with ``annotation`` and
+    ``label_column``); annotations missing from it, or mapped to nothing, are unlabelled.
+    Participants are read one at a time (a day at 100 Hz is about 10 million rows).
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob(pattern) if re.fullmatch(r"P\d+\.csv(\.gz)?", p.name))
+    if not files:
+        raise InputError(f"{folder} holds no P*.csv.gz files; is it the Capture-24 folder?")
+    amap = read_annotation_dictionary(dictionary, label_column)
+    class_names = sorted(set(v for v in amap.values() if v is not None))
+    counts: dict[str, int] = {}
+    parts = []
+    for f in files:
+        if progress is not None:
+            progress(f.name)
+        parts.append(_capture24_file(f, amap, class_names, options, counts))
+    return _collect(
+        parts, options, counts,
+        {"source": str(folder), "layout": "capture24", "labels": class_names,
+         "dictionary": str(dictionary), "label_column": label_column},
+    )
+
+
+def _capture24_file(
+    f: Path, amap: Mapping[str, str | None], class_names: Sequence[str], options: WindowOptions,
+    counts: dict[str, int],
+) -> WindowSet:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(
+            f, usecols=["time", "x", "y", "z", "annotation"],
+            dtype={"x": np.float32, "y": np.float32, "z": np.float32, "annotation": "category"},
+        )
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"cannot read {f} as a Capture-24 file (time,x,y,z,annotation): {e}") from None
+    t = _time_ns(df["time"], time_unit=None, name=str(f))
+    ann = df["annotation"]
+    lut = np.array(
+        [class_names.index(amap[a]) if amap.get(a) is not None else -1 for a in ann.cat.categories.astype(str)]
+        + [-1],
+        dtype=np.int64,
+    )
+    codes = lut[np.asarray(ann.cat.codes, dtype=np.int64)]  # code -1 (NaN) picks the trailing -1
+    xyz = df[["x", "y", "z"]].to_numpy(dtype=np.float32)
+    del df, ann
+    pid = f.name.split(".")[0]
+    return windows_from_recording(t, xyz, codes, class_names, options, pid=pid, recording=pid, counts=counts)

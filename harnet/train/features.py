@@ -40,7 +40,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def extract_features(x: np.ndarray, fs: float = 30.0, segment_sec: float = 3.0) -> np.ndarray:
     """The 22 features of each window of ``x`` ``(N, 3, T)``; returns float32 ``(N, 22)``."""
-    from scipy import signal, stats
+    from scipy import signal
 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 3 or x.shape[1] != 3:
@@ -63,10 +63,13 @@ def extract_features(x: np.ndarray, fs: float = 30.0, segment_sec: float = 3.0) 
     out[:, 13] = sd
     out[:, 14] = vm.max(axis=1) - vm.min(axis=1)
     out[:, 15] = np.median(np.abs(vm - np.median(vm, axis=1, keepdims=True)), axis=1)
-    flat = sd < 1e-8  # skew/kurtosis are undefined for a constant signal: report 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, 16] = np.where(flat, 0.0, stats.skew(vm, axis=1))
-        out[:, 17] = np.where(flat, 0.0, stats.kurtosis(vm, axis=1))
+    # skewness and excess kurtosis (biased moments, as scipy's defaults); a (nearly) constant
+    # signal has neither: report 0
+    flat = sd < 1e-8
+    z = (vm - out[:, 12:13]) / np.where(flat, 1.0, sd)[:, None]
+    out[:, 16] = np.where(flat, 0.0, (z**3).mean(axis=1))
+    out[:, 17] = np.where(flat, 0.0, (z**4).mean(axis=1) - 3.0)
+    del z
     out[:, 18] = np.maximum(vm - 1.0, 0.0).mean(axis=1)
     nperseg = min(t, max(int(round(segment_sec * fs)), 2))
     freqs, psd = signal.welch(vm, fs=fs, nperseg=nperseg, detrend="constant", axis=1)

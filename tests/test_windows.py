@@ -212,7 +212,7 @@ def test_day_long_gap_yields_flagged_windows_not_holes():
     a = _rec("2024-03-01T22:00:00", 3600, 25.0, seed=1)
     b = _rec("2024-03-03T01:00:00", 600, 25.0, seed=2)
     rec = Recording(np.concatenate([a.time, b.time]), np.concatenate([a.xyz, b.xyz]), {})
-    chunks = list(iter_chunks(rec, window_sec=30))
+    chunks = list(iter_chunks(rec, window_sec=30, chunk_sec=86_400))
     assert len(chunks) == 3  # 1, 2 and 3 March
     ch = _all(chunks)
     span = (rec.time[-1] - np.datetime64("2024-03-01T22:00:00", "ns")).astype(np.int64) // (30 * NS) + 1
@@ -270,6 +270,19 @@ def test_enmo_mean_over_present_samples():
     np.testing.assert_allclose(ch.enmo_mg[6:], 0.0, atol=1e-3)
     assert ch.has_data.all() and not ch.valid[[2, 3]].any()
     np.testing.assert_allclose(ch.enmo_mg[[2, 3]], 200.0, atol=1e-2)  # partial windows: present samples only
+
+
+def test_nan_samples_are_missing_data_not_spread_by_the_filter():
+    rec = _rec("2024-01-01T10:00:00", 120, 100.0)
+    rec.xyz[5000] = np.nan  # one lost sample: interpolated over
+    rec.xyz[8000:8300, 1] = np.nan  # 3 s lost on one axis: a gap
+    kw = dict(window_sec=10, lowpass_hz=20.0, fs_in=100.0)
+    ch = _all(iter_chunks(rec, **kw))
+    assert ch.valid.tolist() == [True] * 8 + [False] + [True] * 3
+    assert np.isfinite(ch.enmo_mg).all()
+    ref = _all(iter_chunks(_drop(_drop(rec, 49.995, 50.005), 79.995, 82.995), **kw))
+    np.testing.assert_array_equal(ch.X, ref.X)
+    np.testing.assert_array_equal(ch.enmo_mg, ref.enmo_mg)
 
 
 def test_bad_recordings_raise_input_errors():

@@ -1,0 +1,197 @@
+"""read_device: dispatch, refusals, Java detection, actipy-backed formats, real device files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, shared_path
+from harnet.errors import InputError, JavaMissingError
+from harnet.io import actipy_reader, read_device, strictly_increasing
+from harnet.io.actipy_reader import JAVA_HELP, java_available
+from harnet.io.cwa_writer import write_cwa
+
+needs_java = pytest.mark.skipif(not java_available(), reason="actipy needs a Java runtime")
+
+
+def test_import_is_cheap():
+    code = "import sys, harnet.io; print(sorted(m for m in ('torch', 'numpy', 'pandas', 'pyarrow', 'actipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_unsupported_suffix_missing_file_and_directory(tmp_path):
+    (tmp_path / "a.xlsx").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"format not supported.*\.cwa, \.cwa\.gz, \.gt3x, \.bin, \.csv"):
+        read_device(tmp_path / "a.xlsx")
+    with pytest.raises(InputError, match="no such file"):
+        read_device(tmp_path / "missing.cwa")
+    (tmp_path / "d.cwa").mkdir()
+    with pytest.raises(InputError, match="is not a file"):
+        read_device(tmp_path / "d.cwa")
+
+
+def test_table_options_rejected_for_device_files(tmp_path):
+    path = write_cwa(tmp_path / "a.cwa", "2024-01-01", np.tile([0, 0, 1.0], (240, 1)))
+    with pytest.raises(InputError, match="time_format.*CSV/parquet files only"):
+        read_device(path, time_format="unix_s")
+    rec = read_device(path, sample_rate=64)
+    assert rec.info["SampleRate"] == 64.0 and rec.info["SampleRateFile"] == 100.0
+
+
+def test_strictly_increasing_helper():
+    t = np.array([5, 1, 2, 2, 3, 9, 9], np.int64)
+    v = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+    t2, v2, back, dup = strictly_increasing(t, v)
+    np.testing.assert_array_equal(t2, [1, 2, 3, 5, 9])
+    np.testing.assert_array_equal(v2[:, 0], [3, 6, 12, 0, 15])  # first of each repeated time
+    assert back == 1 and dup == 2
+    same = np.arange(5, dtype=np.int64)
+    assert strictly_increasing(same, v[:5])[0] is same
+
+
+def test_java_missing_says_how_to_install(tmp_path, monkeypatch):
+    path = tmp_path / "a.gt3x"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("info.txt", "Sample Rate: 30\n")
+        z.writestr("log.bin", b"\x1e" * 64)
+    monkeypatch.setattr(actipy_reader.shutil, "which", lambda name: None)
+    assert not java_available()
+    with pytest.raises(JavaMissingError) as e:
+        read_device(path)
+    msg = str(e.value)
+    assert "a.gt3x" in msg and "Java runtime (8 or newer)" in msg and "apt-get install default-jre-headless" in msg
+    assert "conda install -c conda-forge openjdk" in msg and "brew install openjdk" in msg
+    assert JAVA_HELP in msg and isinstance(e.value, InputError)
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+RANDOM = bytes(np.random.default_rng(7).integers(0, 256, 6000, dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("e.gt3x", b"", "is empty"),
+        ("e.bin", b"", "is empty"),
+        ("r.gt3x", RANDOM, "not a zip archive"),
+        ("z.bin", None, "is a zip archive"),
+        ("nolog.gt3x", None, "has no log.bin"),
+    ],
+)
+def test_bad_gt3x_bin_refused_before_java(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is None:
+        _zip(path, {"info.txt": b"Sample Rate: 30\r\n"})
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=match) as e:
+        read_device(path)
+    assert name in str(e.value) and "\n" not in str(e.value)
+
+
+@needs_java
+@pytest.mark.parametrize(
+    "name",
+    ["r.bin", "garbage-log.gt3x"],
+)
+def test_bad_files_through_actipy_give_one_line_errors(tmp_path, capfd, name):
+    path = tmp_path / name
+    if name.endswith(".gt3x"):
+        _zip(path, {"info.txt": b"Serial Number: MOS2E39180594\r\nSample Rate: 30\r\n", "log.bin": RANDOM})
+    else:
+        path.write_bytes(RANDOM)
+    with pytest.raises(InputError, match="actipy could not read this") as e:
+        read_device(path)
+    assert name in str(e.value) and "\n" not in str(e.value)
+    out, err = capfd.readouterr()
+    assert "\tat " not in err and "Exception in thread" not in err  # no Java stack trace shown
+
+
+def test_finalize_counts_nonfinite_and_refuses_empty(tmp_path):
+    path = write_cwa(tmp_path / "a.cwa", "2024-01-01", np.tile([0, 0, 1.0], (240, 1)))
+    rec = read_device(path)
+    assert rec.info["NumNonFinite"] == 0 and rec.info["NumDuplicateTimes"] == 0
+    assert rec.info["MedianMagnitude(g)"] == 1.0 and rec.info["NumGaps"] == 0
+
+
+# ---- real files (../shared/data): every device file actipy reads, read_device reads
+
+
+def _device_files() -> list[str]:
+    root = SHARED_DATA / "devices"
+    if not root.exists():
+        return ["(absent)"]
+    return sorted(str(p.relative_to(SHARED_DATA)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("rel", _device_files())
+def test_every_shared_device_file_reads(rel):
+    if rel == "(absent)":
+        pytest.skip("../shared/data not present")
+    path = shared_path(rel)
+    if path.name.endswith((".gt3x", ".bin")) and not java_available():
+        pytest.skip("actipy needs Java")
+    rec = read_device(path)
+    assert len(rec) > 100 and rec.xyz.dtype == np.float32
+    assert np.all(np.diff(rec.time.view(np.int64)) > 0) and np.isfinite(rec.xyz).all()
+    assert rec.info["SampleRate"] > 0 and rec.info["NumSamples"] == len(rec)
+    if "ax6_testfile_formatted" not in rel:  # GGIR's 2-s AX6 excerpt starts in free fall
+        assert 0.8 < rec.info["MedianMagnitude(g)"] < 1.2
+
+
+def _actipy_raw(path):
+    import actipy
+
+    data, info = actipy.read_device(
+        str(path), lowpass_hz=None, calibrate_gravity=False, detect_nonwear=False, resample_hz=None, verbose=False
+    )
+    return data, info
+
+
+@pytest.mark.shared_data
+@needs_java
+@pytest.mark.parametrize(
+    "rel",
+    ["devices/GGIR/actigraph_testfile.gt3x", "devices/scikit-digital-health/gnactv_sample.bin", "devices/GGIRread/GENEActiv_testfile.bin"],
+)
+def test_actipy_formats_equal_actipy_raw(rel):
+    path = shared_path(rel)
+    data, info = _actipy_raw(path)
+    rec = read_device(path)
+    assert len(rec) == len(data)
+    np.testing.assert_array_equal(rec.time, data.index.values)
+    np.testing.assert_array_equal(rec.xyz, data[["x", "y", "z"]].to_numpy(np.float32))
+    for k in ("Device", "DeviceID", "ReadErrors", "SampleRate"):
+        assert rec.info[k] == info[k]
+    assert not any("deprecated" in w for w in rec.info["Warnings"])
+
+
+@pytest.mark.shared_data
+@needs_java
+def test_gt3x_idle_sleep_stays_gaps():
+    rec = read_device(shared_path("devices/GGIR/actigraph_testfile.gt3x"))
+    assert len(rec) == 17640  # the real samples only, no idle-sleep filler
+    d = np.diff(rec.time.view(np.int64))
+    assert rec.info["NumGaps"] == int((d >= 1_000_000_000).sum()) > 0
+    assert abs(rec.info["SampleRateEffective"] - 30) < 0.1
+
+
+@pytest.mark.shared_data
+@needs_java
+def test_truncated_geneactiv_reads_with_warnings():
+    rec = read_device(shared_path("devices/GGIRread/GENEActiv_testfile.bin"))
+    assert len(rec) == 4800 and rec.info["ReadErrors"] == 2
+    assert any("page count differs" in w for w in rec.info["Warnings"])

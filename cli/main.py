@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "harnet_cli.cmd_train:evaluate",
     "push": "harnet_cli.cmd_train:push",
     "predict": "harnet_cli.cmd_predict:predict",
+    "pretrain": "harnet_cli.cmd_pretrain:pretrain",
 }
 
 

@@ -566,8 +566,9 @@ def pretrain(
     config:
         A :class:`PretrainConfig` (architecture, tasks, batches, learning rate, epochs, ...).
     resume_from:
-        Start from this backbone directory (e.g. a converted published backbone) instead of
-        random weights; its pretext heads are loaded too when it has them.
+        Start from this model directory instead of random weights: a path, ``hf://org/repo``
+        or a registry name such as ``harnet10`` (the published backbone, fetched and converted
+        once). Its pretext heads are loaded too when it has them.
     work_dir:
         Window store and checkpoint (default: ``<out_dir>.pretrain-work`` beside ``out_dir``).
         An existing checkpoint there is resumed unless ``restart``.
@@ -591,13 +592,17 @@ def pretrain(
     init: dict[str, Any] = {"init": "random"}
     parent_cfg: dict[str, Any] | None = None
     if resume_from is not None:
+        from ..loading import resolve_model_dir
+
+        spec = str(resume_from)
+        resume_from = resolve_model_dir(resume_from)
         parent_cfg = read_config(resume_from)
         if parent_cfg["arch"] != cfg.arch:
             raise InputError(
                 f"{resume_from} holds a {parent_cfg['arch']} network but --arch is {cfg.arch}; "
                 f"use --arch {parent_cfg['arch']} (or leave it out)"
             )
-        init = {"init": str(resume_from), "init_weights_sha256": parent_cfg.get("weights_sha256")}
+        init = {"init": spec, "init_weights_sha256": parent_cfg.get("weights_sha256")}
 
     old_threads = torch.get_num_threads()
     if threads:

@@ -383,7 +383,8 @@ def _unpickle(path: Path) -> Any:
         raise
     except (lzma.LZMAError, OSError, EOFError) as e:
         raise InputError(f"cannot read {path}: {_first_line(e)}; is it a complete, uncorrupted download?") from None
-    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError,
+            MemoryError, OverflowError) as e:
         raise ModelError(f"{path} is not a bundle harnet can read ({type(e).__name__}: {_first_line(e)})") from None
 
 
@@ -788,9 +789,4 @@ def convert(source: str | Path, out_dir: str | Path, *, entry: Any = None, overw
     if overwrite and stale.exists():
         stale.unlink()
     return result
-
-
-def licence_of(entry: Any = None) -> str:
-    """The licence that applies to converted weights (the entry's, else :data:`LICENCE`)."""
-    return (getattr(entry, "licence", None) if entry is not None else None) or LICENCE
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from harnet.convert import convert, read_bundle
-from harnet.errors import ChecksumError, ModelError, UnsafePickleError
+from harnet.errors import ChecksumError, InputError, ModelError, UnsafePickleError
 from harnet.hmm import HMM
 from harnet.model import build
 from harnet.modeldir import load_model_dir
@@ -130,7 +130,7 @@ def test_checkpoint_errors(tmp_path):
     torch.save(sd, tmp_path / "missing.mdl")
     with pytest.raises(ModelError, match="missing keys"):
         convert(tmp_path / "missing.mdl", tmp_path / "o3")
-    with pytest.raises(Exception, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         convert(tmp_path / "nope.mdl", tmp_path / "o4")
 
 
@@ -279,9 +279,7 @@ def test_joblib_inline_arrays_read_without_joblib_code(tmp_path):
     assert got["b"] == b"\xffz"
 
 
-def test_truncated_bundle_is_an_input_error(tmp_path, monkeypatch):
-    from harnet.errors import InputError
-
+def test_truncated_bundle_is_an_input_error(tmp_path):
     src = tmp_path / "t.joblib"
     _dump({"a": np.arange(1000.0)}, src)
     cut = tmp_path / "cut.joblib"

@@ -119,6 +119,17 @@ def test_unparseable_timestamp_names_the_row(tmp_path):
         read_device(tmp_path / "u.csv", time_format="%Y-%m-%d %H:%M:%S.%f")
 
 
+def test_non_numeric_value_is_refused(tmp_path):
+    t, xyz = _data(50)
+    path = _write_csv(tmp_path / "v.csv", _fmt_time(t), xyz)
+    lines = path.read_text().splitlines()
+    lines[20] = lines[20].rsplit(",", 1)[0] + ",abc"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"v.csv: cannot be parsed as CSV.*'abc'") as e:
+        read_device(path)
+    assert "\n" not in str(e.value)
+
+
 def test_duplicate_and_backward_times_are_sorted_and_dropped(tmp_path):
     t, xyz = _data(100)
     order = np.arange(100)

@@ -230,38 +230,65 @@ def _parse_pandas(arr: Any, time_format: str, path: Path, row0: int) -> Any:
 def _batches_csv(
     path: Path, idx: list[int], names: list[str], header: bool, delimiter: str, time_type: Any
 ) -> Iterator[Any]:
+    """Parse the file in pieces of about BATCH_BYTES cut at line ends (arrow's own streaming
+    reader reads ahead without bound, so memory would grow with the file)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     cols = [names[i] for i in idx]
-    read = pcsv.ReadOptions(
-        block_size=BATCH_BYTES,
-        autogenerate_column_names=not header,
-        use_threads=False,
-    )
+    read = pcsv.ReadOptions(column_names=names, use_threads=False)
     types = {names[i]: pa.float32() for i in idx[1:]}
     if time_type is not None:
         types[names[idx[0]]] = time_type
     conv = pcsv.ConvertOptions(include_columns=cols, column_types=types, strings_can_be_null=True)
     parse = pcsv.ParseOptions(delimiter=delimiter)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        reader = pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=conv)
-        for batch in reader:
-            yield [batch.column(c) for c in cols]
+        with opener(path, "rb") as f:
+            if header:
+                f.readline()
+            carry = b""
+            done = 0
+            while True:
+                buf = f.read(BATCH_BYTES)
+                data = carry + buf
+                if buf:
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0:
+                        carry = data
+                        continue
+                    data, carry = data[:cut], data[cut:]
+                if data.strip():
+                    table = pcsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse, convert_options=conv)
+                    del data
+                    if table.num_rows:
+                        done += table.num_rows
+                        yield [table.column(c).combine_chunks() for c in cols]
+                    del table
+                if not buf:
+                    return
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         msg = str(exc).splitlines()[0]
-        raise InputError(f"{path}: cannot be parsed as CSV ({msg}); check time_col/xyz_cols, delimiter and header") from None
+        raise InputError(
+            f"{path}: cannot be parsed as CSV after data row {done} ({msg}); "
+            "check time_col/xyz_cols, delimiter and header, or fix the row"
+        ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot be read ({exc}); check it is a complete CSV (or gzip of a CSV)") from None
 
 
 def _estimate_rows(path: Path, first_line: str) -> int:
+    """Rows in the file, from its size and the mean length of the first 64 KiB of lines."""
+    gz = path.name.lower().endswith(".gz")
     size = path.stat().st_size
-    if path.name.lower().endswith(".gz"):
+    if gz:
         with open(path, "rb") as f:
             f.seek(max(0, size - 4))
             size = max(size * 3, int.from_bytes(f.read(4), "little"))  # gzip ISIZE (mod 4 GiB)
-    return int(size / max(len(first_line) + 1, 8) * 1.05) + 1024
+    with (gzip.open if gz else open)(path, "rb") as f:
+        head = f.read(1 << 16)
+    per_row = len(head) / max(head.count(b"\n"), 1) if head else max(len(first_line) + 1, 8)
+    return int(size / max(per_row, 4) * 1.05) + 1024
 
 
 def read_table(

@@ -22,7 +22,7 @@ def convert(source: Path, out: Path, name: str | None, force: bool) -> None:
     SOURCE is an ssl-wearables checkpoint (.mdl: a backbone, head untrained) or a classifier
     bundle of the asleep, actinet or stepcount tools (.joblib.lzma). Bundles are pickles: harnet
     reads them with an allow-listed reader and refuses anything else, so no code in the file runs.
-    The weights keep their own licence (printed below), not harnet's.
+    The weights keep their own licence (printed on each run), not harnet's.
     """
     from harnet.convert import convert as _convert
 

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-#: File endings taken from a folder given as input (other files in it are ignored).
-DEVICE_SUFFIXES = (".cwa", ".cwa.gz", ".gt3x", ".bin", ".csv", ".csv.gz", ".parquet")
-
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:
+    """Files as given; a folder gives the files under it that `harnet.io.read_device` reads."""
+    from harnet.io import SUFFIXES
+
     files: list[Path] = []
     for s in paths:
         p = Path(s)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(DEVICE_SUFFIXES))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES))
             if not found:
-                raise click.UsageError(f"{p} holds no device files ({', '.join(DEVICE_SUFFIXES)})")
+                raise click.UsageError(f"{p} holds no device files ({', '.join(SUFFIXES)})")
             files += found
         else:
             files.append(p)

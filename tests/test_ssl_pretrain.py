@@ -122,6 +122,7 @@ def test_window_store_round_trip(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\(n, 3, 150\)"):
         store.add("k2", "bad", "g", [np.zeros((2, 3, 300), np.float32)], {})
     assert "k2" not in ssl.WindowStore(tmp_path / "w", 150)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["index.json", "k1.npy", "k1.std.npy"]
 
 
 def test_recording_windows_drop_gaps_and_nonwear() -> None:

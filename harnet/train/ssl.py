@@ -201,28 +201,38 @@ class WindowStore:
         atomic_write_text(self.root / _STORE_INDEX, json.dumps(data, indent=1) + "\n")
 
     def add(self, key: str, name: str, group: str, chunks: Iterable[np.ndarray], source: Mapping[str, Any]) -> int:
-        """Write a recording's windows (given as an iterable of ``(n_i, 3, T)`` arrays); returns n."""
-        parts = []
-        for c in chunks:
-            if c.ndim != 3 or c.shape[1:] != (3, self.window_len):
-                raise ValueError(f"windows must be (n, 3, {self.window_len}), got {c.shape}")
-            if len(c):
-                parts.append(np.ascontiguousarray(c, dtype=np.float32))
-        n = int(sum(len(c) for c in parts))
-        with atomic_path(self.root / f"{key}.npy") as tmp:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, 3, self.window_len))
-            i = 0
-            stds = np.empty(n, np.float32)
-            while parts:  # release each chunk as soon as it is on disk
-                c = parts.pop(0)
-                mm[i : i + len(c)] = c
-                stds[i : i + len(c)] = window_std(c)
-                i += len(c)
-            mm.flush()
-            del mm
+        """Write a recording's windows, given as an iterable of ``(n_i, 3, T)`` arrays; returns n.
+
+        Each chunk goes to disk as it arrives (memory holds one chunk, not the recording); the
+        ``.npy`` is then assembled from that file block by block.
+        """
+        raw = self.root / f".{key}.raw"
+        stds: list[np.ndarray] = []
+        n = 0
+        try:
+            with open(raw, "wb") as f:
+                for c in chunks:
+                    if c.ndim != 3 or c.shape[1:] != (3, self.window_len):
+                        raise ValueError(f"windows must be (n, 3, {self.window_len}), got {c.shape}")
+                    c = np.ascontiguousarray(c, dtype=np.float32)
+                    f.write(c.data)
+                    stds.append(window_std(c))
+                    n += len(c)
+            with atomic_path(self.root / f"{key}.npy") as tmp:
+                mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, 3, self.window_len))
+                if n:
+                    src = np.memmap(raw, dtype=np.float32, mode="r", shape=(n, 3, self.window_len))
+                    block = max(1, (64 << 20) // (3 * self.window_len * 4))  # 64 MB at a time
+                    for a in range(0, n, block):
+                        mm[a : a + block] = src[a : a + block]
+                    del src
+                mm.flush()
+                del mm
+        finally:
+            raw.unlink(missing_ok=True)
         with atomic_path(self.root / f"{key}.std.npy") as tmp:
             with open(tmp, "wb") as f:
-                np.save(f, stds)
+                np.save(f, np.concatenate(stds) if stds else np.empty(0, np.float32))
         self.entries[key] = {"name": name, "group": group, "n": n, "source": dict(source)}
         self._write_index()
         return n

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "models": "harnet_cli.cmd_models:models",
     "download": "harnet_cli.cmd_models:download",
     "convert": "harnet_cli.cmd_convert:convert",
+    "export": "harnet_cli.cmd_export:export",
     "prepare": "harnet_cli.cmd_train:prepare",
     "train": "harnet_cli.cmd_train:train",
     "evaluate": "harnet_cli.cmd_train:evaluate",

@@ -1,0 +1,235 @@
+"""ONNX Runtime backend: the fast CPU path. Imports no torch when the ``.onnx`` file exists.
+
+The session is configured explicitly (no reliance on ONNX Runtime's defaults, which differ
+between versions): ``intra_op_num_threads`` = the threads asked for (default: the CPUs this
+process may run on), ``inter_op_num_threads`` = 1, sequential execution, all graph
+optimisations (including the NCHWc layout the exported graph is shaped for), CPU provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputShapeError, ModelError
+
+#: Batch size measured fastest on a 2-core AVX2 CPU (docs/performance.md); larger batches only
+#: cost memory.
+DEFAULT_BATCH_SIZE = 64
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, stable for large logits."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def default_threads() -> int:
+    """The number of CPUs this process may use (respects taskset / cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _onnx_meta(path: Path) -> dict[str, str]:
+    import onnx
+
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # damaged or truncated file
+        raise ModelError(f"cannot read {path} as ONNX ({type(e).__name__}); delete it and export again") from None
+    return {e.key: e.value for e in m.metadata_props}
+
+
+def _writable_model_dir(d: Path) -> bool:
+    if not os.access(d, os.W_OK):
+        return False
+    try:  # never write into a Hugging Face snapshot (its files are links into a shared blob store)
+        from ..hub import hf_cache_dir
+
+        d.resolve().relative_to(hf_cache_dir().resolve())
+        return False
+    except (ValueError, OSError):
+        return True
+
+
+def ensure_onnx(model_dir: str | Path) -> Path:
+    """The fp32 ``model.onnx`` for a model directory, exporting it first when missing or stale.
+
+    Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
+    the model directory when that is writable (and not a Hugging Face snapshot), else into
+    harnet's cache under the weights' sha256. Exporting needs no torch.
+    """
+    from ..modeldir import read_config
+
+    d = Path(model_dir)
+    cfg = read_config(d)
+    sha = str(cfg.get("weights_sha256", ""))
+    candidates = [d / FP32_FILE]
+    if sha:
+        from ..hub import cache_dir
+
+        candidates.append(cache_dir() / "onnx" / sha / FP32_FILE)
+    for c in candidates:
+        if c.is_file():
+            meta = _onnx_meta(c)
+            if "harnet_config" not in meta:
+                raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
+            if not sha or meta.get("weights_sha256") == sha:
+                return c
+            if c.parent == d and not _writable_model_dir(d):
+                raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
+    from ..export import export_onnx
+
+    target = candidates[0] if _writable_model_dir(d) or not sha else candidates[1]
+    # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
+    return export_onnx(d, target, verify=True, compare_torch=sys.modules.get("torch") is not None)
+
+
+def find_int8(model_dir: str | Path) -> Path | None:
+    """A validated int8 graph of this model directory's weights, or None."""
+    from ..modeldir import read_config
+
+    d = Path(model_dir)
+    p = d / INT8_FILE
+    if not p.is_file():
+        return None
+    meta = _onnx_meta(p)
+    sha = str(read_config(d).get("weights_sha256", ""))
+    try:
+        check = json.loads(meta.get("harnet_int8_check", "{}"))
+    except ValueError:
+        return None
+    if sha and meta.get("weights_sha256") != sha:
+        return None
+    return p if check.get("passed") is True else None
+
+
+class OnnxBackend:
+    """``predict_proba(x) -> probs`` with ONNX Runtime on CPU.
+
+    ``model``: a model directory (``model.onnx`` is used, exported on first use if missing) or
+    an exported ``.onnx`` file (labels and window come from its embedded metadata).
+    ``precision``: ``"fp32"`` or ``"int8"`` (needs ``model.int8.onnx``, written by
+    ``harnet export --int8`` after its agreement check on real recordings).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        precision: str = "fp32",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        optimization: str = "all",
+    ) -> None:
+        import onnxruntime as ort
+
+        p = Path(model)
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+        if p.is_dir():
+            if precision == "int8":
+                q = p / INT8_FILE
+                if not q.is_file():
+                    raise ModelError(
+                        f"{p} has no {INT8_FILE}; create it with `harnet export {p} --int8 --calibrate FILES` "
+                        "or use the fp32 backend"
+                    )
+                onnx_path = q
+            else:
+                onnx_path = ensure_onnx(p)
+        elif p.is_file():
+            onnx_path = p
+        else:
+            raise ModelError(f"{p}: no such model directory or .onnx file")
+        self.threads = int(threads) if threads else default_threads()
+        self.batch_size = int(batch_size) if batch_size else DEFAULT_BATCH_SIZE
+        if self.threads < 1 or self.batch_size < 1:
+            raise ValueError("threads and batch_size must be positive")
+        levels = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }
+        if optimization not in levels:
+            raise ValueError(f"optimization must be one of {', '.join(levels)}")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = levels[optimization]
+        so.log_severity_level = 3  # no warnings on stderr for every session
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for damaged files
+            raise ModelError(f"cannot load {onnx_path} ({type(e).__name__}: {e}); delete it and export again") from None
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        if "harnet_config" not in meta:
+            raise ModelError(f"{onnx_path} has no harnet metadata (labels, window); export it with `harnet export`")
+        cfg = json.loads(meta["harnet_config"])
+        if p.is_dir():
+            from ..modeldir import read_config
+
+            own = str(read_config(p).get("weights_sha256", ""))
+            if own and meta.get("weights_sha256") != own:
+                raise ModelError(f"{onnx_path} was exported from other weights than {p}; export it again")
+        if precision == "int8":
+            check = json.loads(meta.get("harnet_int8_check", "{}"))
+            if check.get("passed") is not True:
+                raise ModelError(f"{onnx_path} did not pass its int8 agreement check; use the fp32 backend")
+        self.meta = meta
+        self.path = onnx_path
+        self.config = cfg
+        self.labels: tuple[str, ...] = tuple(cfg.get("labels", ()))
+        self.window_sec = int(cfg["window_sec"])
+        self.sample_rate = int(cfg.get("sample_rate", 30))
+        self.input_length = self.window_sec * self.sample_rate
+        self.name = "onnx-int8" if precision == "int8" else "onnx"
+        self.precision = precision
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+
+    def __repr__(self) -> str:
+        return f"OnnxBackend({self.path}, precision={self.precision}, threads={self.threads}, batch_size={self.batch_size})"
+
+    def _check(self, x: Any) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != 3 or x.shape[2] != self.input_length:
+            raise InputShapeError(
+                f"the model expects windows of shape (N, 3, {self.input_length}) "
+                f"({self.window_sec} s at {self.sample_rate} Hz), got {tuple(x.shape)}"
+            )
+        return x
+
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits float32 ``(N, C)`` for windows ``(N, 3, T)`` in g at 30 Hz."""
+        x = self._check(x)
+        n = len(x)
+        if n == 0:
+            return np.empty((0, len(self.labels)), np.float32)
+        b = self.batch_size
+        out = None
+        for i in range(0, n, b):
+            y = self._session.run([self._output], {self._input: x[i : i + b]})[0]
+            if out is None:
+                out = np.empty((n, y.shape[1]), np.float32)
+            out[i : i + len(y)] = y
+        assert out is not None
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax probabilities float32 ``(N, C)`` for windows ``(N, 3, T)`` in g at 30 Hz."""
+        return softmax(self.predict_logits(x))

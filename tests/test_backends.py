@@ -1,0 +1,177 @@
+"""Backends: one predict_proba protocol, torch/ONNX parity, auto choice, no torch on the ONNX path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from _tinymodels import LABELS, make_model_dir, windows
+
+from harnet.backends import BACKENDS, Backend, get_backend, resolve_backend
+from harnet.errors import HarnetError, InputShapeError, ModelError
+
+
+@pytest.fixture(scope="module")
+def h10(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("b10") / "m", "harnet10", seed=11)
+
+
+@pytest.fixture(scope="module")
+def x10():
+    return windows(64, 300, seed=12)
+
+
+def test_protocol_and_parity_torch_vs_onnx(h10, x10):
+    tb = get_backend(h10, backend="torch", threads=1)
+    ob = get_backend(h10, backend="onnx", threads=1, batch_size=16)  # exports model.onnx on first use
+    assert (h10 / "model.onnx").is_file()
+    for b in (tb, ob):
+        assert isinstance(b, Backend)
+        assert b.labels == LABELS and b.window_sec == 10 and b.input_length == 300
+    assert (tb.name, ob.name) == ("torch", "onnx")
+    for n in (1, 7, 64):
+        lt = tb.predict_logits(x10[:n])
+        lo = ob.predict_logits(x10[:n])
+        assert lo.shape == (n, 4) and lo.dtype == np.float32
+        assert np.abs(lt - lo).max() <= 1e-4
+        p = ob.predict_proba(x10[:n])
+        assert p.dtype == np.float32 and np.allclose(p.sum(1), 1, atol=1e-5)
+        assert np.abs(p - tb.predict_proba(x10[:n])).max() <= 1e-5
+    # batching inside the backend does not change results (64 windows in batches of 16 vs 5)
+    ob5 = get_backend(h10, backend="onnx", threads=1, batch_size=5)
+    assert np.abs(ob5.predict_logits(x10) - ob.predict_logits(x10)).max() <= 1e-5
+    assert ob.predict_proba(x10[:0]).shape == (0, 4)
+
+
+def test_wrong_input_rejected(h10):
+    for name in ("torch", "onnx"):
+        b = get_backend(h10, backend=name, threads=1)
+        for bad in (np.zeros((2, 3, 900), np.float32), np.zeros((2, 300, 3), np.float32), np.zeros((3, 300), np.float32)):
+            with pytest.raises(InputShapeError, match=r"\(N, 3, 300\)"):
+                b.predict_proba(bad)
+
+
+def test_torch_threads_restored(h10, x10):
+    import torch
+
+    before = torch.get_num_threads()
+    b = get_backend(h10, backend="torch", threads=1)
+    b.predict_proba(x10[:2])
+    assert torch.get_num_threads() == before
+
+
+def test_torch_jit_matches_eager(h10, x10):
+    e = get_backend(h10, backend="torch", threads=1)
+    j = get_backend(h10, backend="torch-jit", threads=1)
+    assert j.name == "torch-jit"
+    assert np.abs(e.predict_logits(x10[:7]) - j.predict_logits(x10[:7])).max() <= 1e-4
+
+
+def test_onnx_file_as_model_and_auto(h10, tmp_path):
+    from harnet.export import export_onnx
+
+    f = export_onnx(h10, tmp_path / "alone.onnx")
+    b = get_backend(f)  # a bare .onnx file describes itself (labels, window) through its metadata
+    assert b.name == "onnx" and b.labels == LABELS
+    assert resolve_backend(h10) == "onnx"
+    assert resolve_backend(h10, device="cuda") == "torch"
+    with pytest.raises(HarnetError, match="CPU only"):
+        resolve_backend(h10, "onnx", device="cuda")
+    with pytest.raises(HarnetError, match="unknown backend"):
+        get_backend(h10, backend="tensorrt")
+    with pytest.raises(HarnetError, match="ONNX file"):
+        get_backend(f, backend="torch")
+    assert set(BACKENDS) >= {"auto", "torch", "onnx", "onnx-int8"}
+
+
+def test_auto_picks_int8_only_when_validated(tmp_path):
+    from harnet.export import quantize_int8
+
+    d = make_model_dir(tmp_path / "m", "harnet5", seed=13)
+    assert resolve_backend(d) == "onnx"
+    with pytest.raises(ModelError, match="harnet export"):
+        get_backend(d, backend="onnx-int8")
+    fp32 = get_backend(d, backend="onnx").path
+    cal = windows(32, 150, seed=14)
+    rep = quantize_int8(fp32, d / "model.int8.onnx", cal, force=True)
+    if rep["passed"]:
+        assert resolve_backend(d) == "onnx-int8"
+        assert get_backend(d).name == "onnx-int8"
+    else:  # an int8 graph that failed its check is never chosen, nor loaded on request
+        assert resolve_backend(d) == "onnx"
+        with pytest.raises(ModelError, match="agreement check"):
+            get_backend(d, backend="onnx-int8")
+    # an int8 graph of other weights is never chosen
+    import onnx
+
+    q = onnx.load(str(d / "model.int8.onnx"))
+    for e in q.metadata_props:
+        if e.key == "harnet_int8_check":
+            e.value = json.dumps({**json.loads(e.value), "passed": True})
+        if e.key == "weights_sha256":
+            e.value = "0" * 64
+    onnx.save(q, str(d / "model.int8.onnx"))
+    assert resolve_backend(d) == "onnx"
+
+
+def test_stale_onnx_is_reexported(tmp_path, x10):
+    a = make_model_dir(tmp_path / "a", "harnet10", seed=15)
+    b = make_model_dir(tmp_path / "b", "harnet10", seed=16)
+    get_backend(b, backend="onnx")
+    (a / "model.onnx").write_bytes((b / "model.onnx").read_bytes())  # other weights' graph
+    ob = get_backend(a, backend="onnx", threads=1)
+    tb = get_backend(a, backend="torch", threads=1)
+    assert np.abs(ob.predict_logits(x10[:3]) - tb.predict_logits(x10[:3])).max() <= 1e-4
+
+
+def test_read_only_dir_exports_into_cache(tmp_path, monkeypatch):
+    import os
+
+    d = make_model_dir(tmp_path / "ro", "harnet5", seed=17)
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    b = get_backend(d, backend="onnx", threads=1)
+    sha = json.loads((d / "config.json").read_text())["weights_sha256"]
+    assert not (d / "model.onnx").exists()
+    assert b.path.parts[-2] == sha and b.path.name == "model.onnx" and b.path.is_file()
+
+
+def _run_isolated(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+
+
+def test_onnx_backend_imports_no_torch(h10, x10, tmp_path):
+    get_backend(h10, backend="onnx")  # model.onnx exists from here on
+    np.save(tmp_path / "x.npy", x10[:5])
+    r = _run_isolated(f"""
+        import sys
+        import numpy as np
+        from harnet.backends import get_backend
+        b = get_backend({str(h10)!r})
+        p = b.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))
+        assert b.name == "onnx", b.name
+        assert p.shape == (5, 4), p.shape
+        bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+        assert not bad, bad
+        print("ok")
+    """)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_onnx_export_works_without_torch(tmp_path):
+    d = make_model_dir(tmp_path / "m", "harnet5", seed=18)
+    r = _run_isolated(f"""
+        import sys
+        sys.modules["torch"] = None  # any import of torch now fails
+        import numpy as np
+        from harnet.backends import get_backend
+        b = get_backend({str(d)!r}, backend="onnx")
+        x = np.zeros((2, 3, 150), np.float32)
+        x[:, 2] = 1.0
+        print(b.predict_proba(x).shape)
+    """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "(2, 4)" and (d / "model.onnx").is_file()

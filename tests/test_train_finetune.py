@@ -29,18 +29,24 @@ FAST = dict(epochs=1, batch_size=8, threads=1, max_rotation_deg=15.0)
 
 
 def test_training_is_deterministic_with_a_seed(tmp_path):
-    ws = synth_windows(n_participants=4)
+    ws = synth_windows(n_participants=3)
     torch_state = torch.get_rng_state()
     np_state = np.random.get_state()[1].copy()
     a = train(ws, tmp_path / "a", TrainOptions(init="none", seed=3, **{**FAST, "epochs": 2}))
     b = train(ws, tmp_path / "b", TrainOptions(init="none", seed=3, **{**FAST, "epochs": 2}))
-    c = train(ws, tmp_path / "c", TrainOptions(init="none", seed=4, **{**FAST, "epochs": 2}))
-    wa, wb, wc = ((tmp_path / d / "model.safetensors").read_bytes() for d in "abc")
-    assert wa == wb, "two runs with the same seed must give bit-identical weights"
-    assert wa != wc
+    c = train(ws, tmp_path / "c", TrainOptions(init="none", seed=4, **FAST))
+    from safetensors.torch import load_file
+
+    # compare tensors bit for bit (the file bytes are not: safetensors writes its metadata map
+    # in a random key order)
+    wa, wb, wc = (load_file(str(tmp_path / d / "model.safetensors")) for d in "abc")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"two runs with the same seed differ at {k}"
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
     assert (tmp_path / "a" / "hmm.json").read_text() == (tmp_path / "b" / "hmm.json").read_text()
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
-    assert c.history != a.history
+    assert c.history[0] != a.history[0]
     # nothing global was touched
     assert torch.equal(torch.get_rng_state(), torch_state)
     np.testing.assert_array_equal(np.random.get_state()[1], np_state)

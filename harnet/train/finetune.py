@@ -29,7 +29,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import HarnetError, InputError, ModelError
+from ..errors import InputError, ModelError
 
 log = logging.getLogger("harnet")
 

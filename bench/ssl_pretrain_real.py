@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-devices", action="store_true")
+    ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     a = ap.parse_args()
 
     from harnet.train.ssl import PretrainConfig, pretrain
@@ -85,7 +86,7 @@ def main() -> None:
         patience=a.patience, seed=a.seed, lowpass_hz=a.lowpass_hz,
     )
     t0 = time.perf_counter()
-    res = pretrain(sources, a.out, cfg, work_dir=a.work_dir, threads=a.threads, skip_unreadable=True,
+    res = pretrain(sources, a.out, cfg, work_dir=a.work_dir, threads=a.threads, skip_unreadable=True, restart=a.restart,
                    progress=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
     print(json.dumps({
         "seconds": round(time.perf_counter() - t0, 1), "stopped": res.stopped, "best_epoch": res.best_epoch,

@@ -37,13 +37,26 @@ DEFAULT_MODEL = "harnet30-c24-walmsley"
 @click.option("--time-format", default=None, help="CSV/parquet: strftime format, or unix_s / unix_ms.")
 @click.option("--units", type=click.Choice(["g", "m/s2"]), default="g", help="CSV/parquet: acceleration units.")
 @click.option("--sample-rate", type=click.FloatRange(min=1), default=None, help="Override the sample rate (Hz).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Batch: local worker processes (default 1); each gets CPUs/workers threads.")
+@click.option("--pattern", default=None, help="Batch: glob for files inside folder inputs, e.g. '*.cwa.gz' or '**/*.cwa' (default: every format harnet reads, recursively).")
+@click.option("--force", is_flag=True, help="Batch: redo recordings whose outputs are already done.")
+@click.option("--scheduler", default=None, help="Batch: run on an existing Dask cluster (tcp://HOST:PORT); needs harnet[dask].")
+@click.option("--cluster", type=click.Choice(["slurm", "pbs", "sge"]), default=None, help="Batch: start Dask workers as batch jobs (dask-jobqueue).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, help="--cluster: number of jobs (one Dask worker each).")
+@click.option("--job-cores", type=click.IntRange(min=1), default=4, help="--cluster: cores per job (recordings at a time per job).")
+@click.option("--job-memory", default="16GB", help="--cluster: memory per job.")
+@click.option("--job-walltime", default="04:00:00", help="--cluster: wall time per job.")
+@click.option("--job-queue", default=None, help="--cluster: queue / partition.")
+@click.option("--job-account", default=None, help="--cluster: account or project to charge.")
+@click.option("--job-extra", multiple=True, help="--cluster: extra scheduler directive (repeatable), e.g. '--qos=long'.")
+@click.option("--job-prologue", multiple=True, help="--cluster: shell line run before each worker (repeatable), e.g. 'module load python'.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage.")
 @click.pass_context
 def predict(ctx: click.Context, inputs, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
             no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
             detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
-            sample_rate, quiet, verbose) -> None:
+            sample_rate, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
 
     INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java), or
@@ -103,9 +116,14 @@ def predict(ctx: click.Context, inputs, out, outdir, windows_out, plot, model, b
         if not quiet:
             _report(res, paths, verbose)
         return
-    from harnet.batch import run_batch  # many inputs: see harnet.batch
+    from harnet.batch import JobOptions, run_batch  # many inputs: see harnet.batch
 
-    code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet)
+    if plot or windows_out:
+        raise click.UsageError("--plot and --windows-out apply to one input with --out, not to --outdir batches")
+    job = JobOptions(jobs=batch.pop("jobs"), cores=batch.pop("job_cores"), memory=batch.pop("job_memory"),
+                     walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
+                     extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))
+    code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
     if code:
         ctx.exit(code)
 

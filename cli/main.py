@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "push": "harnet_cli.cmd_train:push",
     "predict": "harnet_cli.cmd_predict:predict",
     "pretrain": "harnet_cli.cmd_pretrain:pretrain",
+    "collate": "harnet_cli.cmd_collate:collate",
 }
 
 

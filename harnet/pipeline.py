@@ -168,7 +168,15 @@ def predict_recording(
     n_classes = len(labels)
     t_win = t_inf = 0.0
     t1 = _time.perf_counter()
-    chunks = iter_chunks(rec, window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=opts.max_gap_s)
+    chunks = iter_chunks(
+        rec,
+        window_sec=window_sec,
+        lowpass_hz=lowpass,
+        nonwear=nonwear,
+        max_gap_s=opts.max_gap_s,
+        method=prep.get("resample", "linear"),
+        antialias=bool(prep.get("antialias", False)),
+    )
     done = 0
     while True:
         try:

@@ -10,7 +10,8 @@ DEFAULT_MODEL = "harnet30-c24-walmsley"
 
 
 @click.command(context_settings={"show_default": True})
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1, required=False)
+@click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
 @click.option("--outdir", type=click.Path(file_okay=False), help="Write each recording's outputs into DIR/<name>/.")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
@@ -53,7 +54,7 @@ DEFAULT_MODEL = "harnet30-c24-walmsley"
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage.")
 @click.pass_context
-def predict(ctx: click.Context, inputs, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
+def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
             no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
             detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
             sample_rate, quiet, verbose, **batch) -> None:
@@ -73,6 +74,23 @@ def predict(ctx: click.Context, inputs, out, outdir, windows_out, plot, model, b
     from harnet.errors import InputError
     from harnet.pipeline import PredictOptions, output_paths, predict_file, write_outputs
 
+    if demo:
+        if inputs:
+            raise click.UsageError("--demo makes its own input; give no INPUTS with it")
+        if not out:
+            raise click.UsageError("--demo needs --out PATH.csv")
+        import pathlib
+
+        from harnet.synth import write_scripted_cwa
+
+        demo_path = pathlib.Path(out).with_name("harnet-demo.cwa")
+        demo_path.parent.mkdir(parents=True, exist_ok=True)
+        if not quiet:
+            click.echo(f"harnet: writing a synthetic 26-hour recording to {demo_path}", err=True)
+        write_scripted_cwa(demo_path)
+        inputs = (str(demo_path),)
+    if not inputs:
+        raise click.UsageError("give at least one input file (or --demo)")
     if len(inputs) > 1 and not outdir:
         raise click.UsageError("several inputs need --outdir DIR")
     if not out and not outdir:

@@ -144,3 +144,24 @@ def test_no_hmm_keeps_raw_labels(tmp_path, model30_dir, run):
     probs = ts[[f"prob_{c}" for c in LABELS]].to_numpy()
     worn = ts["wear"].to_numpy()
     assert (np.array(LABELS)[probs[worn].argmax(1)] == ts.loc[worn, "label_raw"].to_numpy()).all()
+
+
+def test_demo_runs_the_main_job(tmp_path, model30_dir, monkeypatch):
+    """README's first command: `harnet predict --demo --out ...` (here with a local model)."""
+    import harnet.synth
+
+    # a shorter script keeps the test fast; the CLI path is the same
+    monkeypatch.setattr(harnet.synth, "DEMO_PATTERN", (("offwrist", 0.1), ("walk", 0.2)))
+    monkeypatch.setattr(harnet.synth.write_scripted_cwa, "__defaults__",
+                        ("2024-01-01 22:00:00", harnet.synth.DEMO_PATTERN))
+    out = tmp_path / "demo" / "summary.csv"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["predict", "--demo", "--model", str(model30_dir), "--out", str(out)])
+    assert rc == 0, err.getvalue()
+    assert (tmp_path / "demo" / "harnet-demo.cwa").is_file()
+    assert pd.read_csv(out)["RecordedTime(hours)"].sum() == pytest.approx(0.3)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["predict", "--demo", "x.cwa", "--out", str(out)]) == 2
+    assert "--demo makes its own input" in err.getvalue()

@@ -1,0 +1,93 @@
+"""Week-long benchmark: `harnet predict` on a generated 7-day, 100 Hz Axivity file.
+
+Generates the file once (about 60 million samples; cached in bench/out/), runs `harnet predict`
+in a child process, and prints the wall time of each stage (from info.json), the end-to-end wall
+time and the child's peak RSS.
+
+    python bench/predict_week.py                       # default model (must be cached or online)
+    python bench/predict_week.py --model DIR           # a converted model directory
+    python bench/predict_week.py --asleep-sdist        # convert the default model's weights from
+                                                       # the asleep 0.5.0 sdist on PyPI (same sha256)
+
+Targets (issue: predict): peak RSS < 3 GB; non-inference stages together < 60 s; end to end
+< 150 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+DAY = (("rest", 8.0), ("sit", 4.0), ("walk", 1.0), ("sit", 4.0), ("walk", 1.0), ("sit", 4.0), ("offwrist", 2.0))
+
+
+def make_week(path: Path, days: int) -> Path:
+    if path.is_file():
+        return path
+    sys.path.insert(0, str(HERE.parent))
+    from harnet.synth import write_scripted_cwa
+
+    t = time.perf_counter()
+    write_scripted_cwa(path, "2024-01-01 00:00:00", DAY, fs=100, days=days)
+    print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
+    return path
+
+
+def asleep_model() -> Path:
+    target = OUT / "asleep-c24"
+    if (target / "config.json").is_file():
+        return target
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from _pypi import member, sdist  # downloads the sdist from PyPI once
+
+    bundle = member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma",
+                    "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10")
+    subprocess.run(["harnet", "convert", str(bundle), "--out", str(target), "--name", "harnet30-c24-walmsley", "--force"], check=True)
+    return target
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="harnet30-c24-walmsley")
+    ap.add_argument("--asleep-sdist", action="store_true", help="use the asleep 0.5.0 sdist's bundle (the default model's weights)")
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    OUT.mkdir(exist_ok=True)
+    cwa = make_week(OUT / f"week{args.days}.cwa", args.days)
+    model = str(asleep_model()) if args.asleep_sdist else args.model
+    out = OUT / "week-summary.csv"
+    cmd = ["harnet", "predict", str(cwa), "--model", model, "--out", str(out), "--backend", args.backend, "-q"]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    print("$", " ".join(cmd))
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - t
+    rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024  # kB on Linux
+    info = json.loads(out.with_name("week-summary-info.json").read_text())
+    st = info["StageSeconds"]
+    n = info.get("ValidWindows")
+    print(f"\nrecording: {info['reader']['NumSamples']:,} samples, {info['HasDataWindows']:,} windows, {n:,} classified "
+          f"(backend {info['model']['backend']}, cores {os.cpu_count()})")
+    print(f"{'stage':<12}{'seconds':>10}")
+    for k in ("read", "preprocess", "windows", "inference", "hmm", "summary"):
+        print(f"{k:<12}{st.get(k, 0.0):>10.1f}")
+    non_inf = sum(v for k, v in st.items() if k != "inference")
+    print(f"{'non-infer.':<12}{non_inf:>10.1f}   (target < 60 s)")
+    print(f"{'end to end':<12}{wall:>10.1f}   (target < 150 s; includes start-up and writing)")
+    print(f"inference: {n / max(st.get('inference', 1e-9), 1e-9):.0f} windows/s")
+    print(f"peak RSS:   {rss_gb:.2f} GB   (target < 3 GB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,7 +107,11 @@ def _dir_files(d: Path, pattern: str | None, exclude: Path | None) -> list[Path]
         found = (f for f in d.glob(pattern) if f.is_file())
     else:
         found = (f for f in d.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES))
-    files = sorted(f for f in found if not _is_hidden_or_temp(f) and not _inside(f, exclude))
+    files = sorted(
+        f for f in found
+        if not any(part.startswith(".") for part in f.relative_to(d).parts)  # hidden files and folders
+        and not _is_hidden_or_temp(f) and not _inside(f, exclude)
+    )
     if not files:
         what = f"files matching {pattern!r}" if pattern else f"device files ({', '.join(SUFFIXES)})"
         raise InputError(f"{d}: holds no {what}; check the folder or --pattern")
@@ -447,10 +451,12 @@ def _batch_lock(outdir: Path) -> Iterator[None]:
     try:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             raise HarnetError(
                 f"another harnet batch is writing to {outdir}; wait for it to finish or use another --outdir"
             ) from None
+        except OSError as e:  # a file system without locks (some network mounts)
+            log.warning("cannot lock %s (%s): do not run two batches into this folder at once", outdir, e)
         yield
     finally:
         f.close()
@@ -703,6 +709,8 @@ def process_batch(
 
 # ---- Dask clients --------------------------------------------------------------------------------
 
+#: How long to wait for ``--scheduler`` to answer.
+SCHEDULER_TIMEOUT = "30s"
 #: dask-jobqueue cluster classes by ``--cluster`` value.
 CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
 
@@ -765,7 +773,7 @@ def dask_client(
         raise InputError("give either --scheduler (an existing cluster) or --cluster (start one), not both")
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         except (OSError, TimeoutError) as e:
             raise HarnetError(
                 f"cannot reach the Dask scheduler at {scheduler} ({_one_line(e)}); check the address and that it runs"

@@ -77,7 +77,7 @@ def output_bytes(outdir: Path) -> dict[str, bytes]:
 
 def test_expand_inputs_dirs_globs_lists_and_outdir_excluded(tmp_path):
     data = tmp_path / "data"
-    for rel in ["a/P01.cwa", "a/P02.CWA.gz", "b/P03.csv", "b/deep/P04.cwa", "b/readme.txt", "a/.hidden.cwa",
+    for rel in ["a/P01.cwa", "a/P02.CWA.gz", "b/P03.csv", "b/deep/P04.cwa", "b/readme.txt", "a/.hidden.cwa", "a/.snapshot/P05.cwa",
                 f"a/.x{TMP_MARK}1.cwa"]:
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_bytes(b"x")
@@ -284,3 +284,32 @@ def test_worker_processes_match_in_process(tmp_path, tiny_model):
     assert len(b1) == 9 and b1 == b2
     pids = {json.loads((tmp_path / "o2" / n / "run.json").read_text())["pid"] for n in ("P00", "P01", "P02")}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_worker_death_costs_only_its_recording(tmp_path, tiny_model, monkeypatch):
+    """A worker process killed mid-recording (as by the OOM killer): that input fails, the rest run."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # imported at start-up by the spawned workers only (they inherit PYTHONPATH): the recording
+    # named CRASH kills its worker process with SIGKILL
+    (hook / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        "import harnet.batch as b\n"
+        "_real = b.process_recording\n"
+        "def _crashy(task):\n"
+        "    if task.name == 'CRASH':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return _real(task)\n"
+        "b.process_recording = _crashy\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
+    files = make_cohort(tmp_path / "data", 3, minutes=3)
+    crash = make_recording(tmp_path / "data" / "CRASH.cwa", seed=7, minutes=3)
+    out = tmp_path / "out"
+    rep = batch.process_batch([files[0], crash, files[1], files[2]], out, opts_for(tiny_model, threads=1), workers=2)
+    assert sorted(rep.processed) == ["P00", "P01", "P02"]
+    assert [(f.name, f.error) for f in rep.failures] == [("CRASH", "WorkerDied")]
+    assert [r["name"] for r in read_failures(out)] == ["CRASH"] and "worker process died" in read_failures(out)[0]["reason"]
+    assert not (out / "CRASH" / "info.json").exists()
+    # in this process the hook is absent: the same recording works
+    assert batch.process_batch([crash], out, opts_for(tiny_model, threads=1)).processed == ["CRASH"]

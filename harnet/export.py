@@ -104,6 +104,173 @@ def _foldable(s: np.ndarray) -> bool:
     return bool(np.all(s > 0) and s.min() >= _MIN_FOLD_SCALE * s.max())
 
 
+def _winograd_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact Cook-Toom matrices ``A^T (m, a)``, ``G (a, 5)``, ``B^T (a, a)`` of F(m, 5), a = m + 4.
+
+    Interpolation points 0, +-1, +-2, +-1/2, (+-1/4, +-4 for m > 4) and infinity; built in exact
+    rational arithmetic, so ``A^T [(G g) * (B^T d)]`` is the 5-tap correlation of ``d`` with ``g``.
+    """
+    from fractions import Fraction as F
+
+    r = 5
+    a = m + r - 1
+    pool = [F(0), F(1), F(-1), F(2), F(-2), F(1, 2), F(-1, 2), F(4), F(-4), F(1, 4), F(-1, 4)]
+    pts = pool[: a - 1]
+    AT = [[p**i for p in pts] + [F(int(i == m - 1))] for i in range(m)]
+    G = []
+    for j, p in enumerate(pts):
+        den = F(1)
+        for k, q in enumerate(pts):
+            if k != j:
+                den *= p - q
+        G.append([p**i / den for i in range(r)])
+    G.append([F(int(i == r - 1)) for i in range(r)])
+
+    def poly_mul(u: list, v: list) -> list:
+        out = [F(0)] * (len(u) + len(v) - 1)
+        for i, x in enumerate(u):
+            for j, y in enumerate(v):
+                out[i + j] += x * y
+        return out
+
+    BT = []
+    for j in range(a - 1):  # coefficients of prod_{k != j} (x - p_k)
+        c = [F(1)]
+        for k, q in enumerate(pts):
+            if k != j:
+                c = poly_mul(c, [-q, F(1)])
+        BT.append(c + [F(0)] * (a - len(c)))
+    c = [F(1)]
+    for q in pts:
+        c = poly_mul(c, [-q, F(1)])
+    BT.append(c[:a])
+    as_f = lambda M: np.array([[float(x) for x in row] for row in M], dtype=np.float64)  # noqa: E731
+    return as_f(AT), as_f(G), as_f(BT)
+
+
+class _DirectEmitter:
+    """Layout (N, C, 1, T): 2-D convolutions ONNX Runtime runs with its NCHWc kernels."""
+
+    def __init__(self, g: _Graph) -> None:
+        self.g = g
+        self.ax = g.const("time_axis", np.array([3], np.int64))
+        self.k = {v: g.const(f"k{v}", np.array([v], np.int64)) for v in (-2, 0, 2)}
+        self.end = g.const("kend", np.array([np.iinfo(np.int64).max], np.int64))
+
+    def begin(self, x: str) -> str:
+        return self.g.node("Unsqueeze", [x, self.g.const("axes", np.array([2], np.int64))], "x4d")
+
+    def conv(self, x: str, w: np.ndarray, b: np.ndarray | None, base: str, T: int) -> str:
+        g = self.g
+        tail = g.node("Slice", [x, self.k[-2], self.end, self.ax], base + ".tail")
+        head = g.node("Slice", [x, self.k[0], self.k[2], self.ax], base + ".head")
+        xp = g.node("Concat", [tail, x, head], base + ".cpad", axis=3)  # circular padding by 2
+        ins = [xp, g.const(base + ".w", w[:, :, None, :].astype(np.float32))]
+        if b is not None and np.any(b != 0):
+            ins.append(g.const(base + ".b", b.astype(np.float32)))
+        return g.node("Conv", ins, base, kernel_shape=[1, 5], pads=[0, 0, 0, 0])
+
+    def affine(self, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
+        ins = [x] + [self.g.const(prefix + "." + p, sd[prefix + "." + p].astype(np.float32))
+                     for p in ("weight", "bias", "running_mean", "running_var")]
+        return self.g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
+
+    def downsample(self, x: str, kernel: np.ndarray, factor: int, pad: int, base: str) -> str:
+        c, _, K = kernel.shape
+        return self.g.node("Conv", [x, self.g.const(base + ".w", kernel[:, :, None, :].astype(np.float32))], base,
+                           kernel_shape=[1, K], strides=[1, factor], pads=[0, pad, 0, pad], group=c)
+
+    def finish(self, x: str) -> str:
+        return self.g.node("Flatten", [x], "features", axis=1)
+
+
+class _WinogradEmitter:
+    """Layout (1, C, N, T): the windows of a batch side by side on the "height" axis, so that a
+    2-D convolution with a (1, k) kernel is a 1-D convolution of every window, and the channels
+    of all windows form one matrix for Winograd's GEMMs.
+
+    Convolutions with at least ``min_channels`` input channels use Winograd F(m, 5) (m = 4): the
+    input is extended circularly to ``4 + m * ceil(T / m)`` samples; a depthwise convolution
+    (kernel a = m + 4, stride m, weights ``B^T``) transforms every tile; a batched MatMul with the
+    pre-transformed weights ``G w`` ``(a, Cout, Cin)`` does the work (2.5x fewer multiplications
+    than the direct 5-tap convolution); ``A^T`` gives the m outputs of each tile, which a transpose
+    puts back in time order. Narrower convolutions (the first stage) run directly.
+    """
+
+    def __init__(self, g: _Graph, m: int = 4, min_channels: int = 128) -> None:
+        self.g = g
+        self.m = m
+        self.min_channels = min_channels
+        self.AT, self.G, self.BT = _winograd_matrices(m)
+        self.a = m + 4
+        self.at = g.const("wino.AT", self.AT.astype(np.float32))
+        self._i64: dict[tuple[int, ...], str] = {}
+
+    def i64(self, *v: int) -> str:
+        if v not in self._i64:
+            self._i64[v] = self.g.const("c", np.array(v, np.int64))
+        return self._i64[v]
+
+    def begin(self, x: str) -> str:
+        t = self.g.node("Transpose", [x], "x_cnt", perm=[1, 0, 2])  # (3, N, T)
+        return self.g.node("Unsqueeze", [t, self.i64(0)], "x4d")  # (1, 3, N, T)
+
+    def _extend(self, x: str, T: int, after: int, base: str) -> str:
+        g = self.g
+        tail = g.node("Slice", [x, self.i64(T - 2), self.i64(T), self.i64(3)], base + ".tail")
+        head = g.node("Slice", [x, self.i64(0), self.i64(after), self.i64(3)], base + ".head")
+        return g.node("Concat", [tail, x, head], base + ".ext", axis=3)
+
+    def conv(self, x: str, w: np.ndarray, b: np.ndarray | None, base: str, T: int) -> str:
+        g, m, a = self.g, self.m, self.a
+        cout, cin, _ = w.shape
+        has_b = b is not None and np.any(b != 0)
+        if cin < self.min_channels:
+            ins = [self._extend(x, T, 2, base), g.const(base + ".w", w[:, :, None, :].astype(np.float32))]
+            if has_b:
+                ins.append(g.const(base + ".b", b.astype(np.float32)))  # type: ignore[union-attr]
+            return g.node("Conv", ins, base, kernel_shape=[1, 5])
+        tiles = -(-T // m)
+        t_out = tiles * m
+        after = t_out - T + 2  # samples appended after x: its periodic extension
+        if after > T:
+            raise ModelError(f"Winograd F({m}, 5) needs at least {after} samples, the layer has {T}")
+        ext = self._extend(x, T, after, base)  # (1, Cin, N, t_out + 4)
+        bt = np.tile(self.BT.astype(np.float32)[:, None, None, :], (cin, 1, 1, 1))  # (Cin * a, 1, 1, a)
+        v = g.node("Conv", [ext, g.const(base + ".BT", bt)], base + ".V", kernel_shape=[1, a], strides=[1, m], group=cin)
+        v = g.node("Reshape", [v, self.i64(cin, a, -1)], base + ".V3")  # (Cin, a, N * tiles)
+        v = g.node("Transpose", [v], base + ".Vt", perm=[1, 0, 2])  # (a, Cin, N * tiles)
+        u = np.einsum("xk,oik->xoi", self.G, w).astype(np.float32)  # (a, Cout, Cin), in float64 first
+        y = g.node("MatMul", [g.const(base + ".U", u), v], base + ".Y")  # (a, Cout, N * tiles)
+        y = g.node("Reshape", [y, self.i64(a, -1)], base + ".Y2d")
+        o = g.node("MatMul", [self.at, y], base + ".O")  # (m, Cout * N * tiles)
+        o = g.node("Reshape", [o, self.i64(m, cout, -1, tiles)], base + ".O4")
+        if has_b:
+            o = g.node("Add", [o, g.const(base + ".b", b.astype(np.float32).reshape(1, cout, 1, 1))], base + ".bias")  # type: ignore[union-attr]
+        o = g.node("Transpose", [o], base + ".Ot", perm=[1, 2, 3, 0])  # (Cout, N, tiles, m)
+        o = g.node("Reshape", [o, self.i64(1, cout, -1, t_out)], base + ".out")
+        if t_out != T:
+            o = g.node("Slice", [o, self.i64(0), self.i64(T), self.i64(3)], base + ".crop")
+        return o
+
+    def affine(self, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
+        ins = [x] + [self.g.const(prefix + "." + p, sd[prefix + "." + p].astype(np.float32))
+                     for p in ("weight", "bias", "running_mean", "running_var")]
+        return self.g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
+
+    def downsample(self, x: str, kernel: np.ndarray, factor: int, pad: int, base: str) -> str:
+        c, _, K = kernel.shape
+        return self.g.node("Conv", [x, self.g.const(base + ".w", kernel[:, :, None, :].astype(np.float32))], base,
+                           kernel_shape=[1, K], strides=[1, factor], pads=[0, pad, 0, pad], group=c)
+
+    def finish(self, x: str) -> str:
+        c = self.g.node("Squeeze", [x, self.i64(0, 3)], "features_cn")  # (1, F, N, 1) -> (F, N)
+        return self.g.node("Transpose", [c], "features", perm=[1, 0])
+
+
+GRAPHS = ("direct", "winograd")
+
+
 def build_graph(
     state_dict: Mapping[str, Any],
     arch: str,
@@ -111,46 +278,30 @@ def build_graph(
     *,
     fold: bool = True,
     opset: int = OPSET,
+    algorithm: str = "direct",
 ) -> Any:
     """Build the ONNX ModelProto of a harnet network from its state dict (arrays or tensors).
 
     ``fold=False`` keeps every pre-activation batch norm as a BatchNormalization node (only the
-    batch norms right after a convolution are folded); for comparisons.
+    batch norms right after a convolution are folded); for comparisons. ``algorithm``:
+    ``"direct"`` (5-tap convolutions; the exported default) or ``"winograd"`` (F(4, 5)
+    Winograd convolutions: fewer multiplications, different rounding; see docs/performance.md).
     """
     import onnx
     from onnx import TensorProto, helper
 
     if arch not in _STAGES:
         raise ModelError(f"unknown architecture {arch!r}; use one of {', '.join(_STAGES)}")
+    if algorithm not in GRAPHS:
+        raise ValueError(f"algorithm must be one of {', '.join(GRAPHS)}")
     sd = {k: _to_numpy(v) for k, v in state_dict.items()}
     T = {"harnet5": 150, "harnet10": 300, "harnet30": 900}[arch]
     g = _Graph()
     f32 = np.float32
-    starts_hi = g.const("pad_lo_start", np.array([-2], np.int64))
-    ends_hi = g.const("pad_lo_end", np.array([np.iinfo(np.int64).max], np.int64))
-    starts_lo = g.const("pad_hi_start", np.array([0], np.int64))
-    ends_lo = g.const("pad_hi_end", np.array([2], np.int64))
-    axis_t = g.const("time_axis", np.array([3], np.int64))
+    em: Any = _DirectEmitter(g) if algorithm == "direct" else _WinogradEmitter(g)
 
-    def cpad(x: str, base: str) -> str:
-        # circular padding by 2 on the time axis: [x[-2:], x, x[:2]]
-        tail = g.node("Slice", [x, starts_hi, ends_hi, axis_t], base + ".tail")
-        head = g.node("Slice", [x, starts_lo, ends_lo, axis_t], base + ".head")
-        return g.node("Concat", [tail, x, head], base + ".cpad", axis=3)
-
-    def conv(x: str, w: np.ndarray, b: np.ndarray | None, base: str) -> str:
-        # w: (Cout, Cin, 5) float64 -> a (1, 5) 2-D convolution on circularly padded input
-        ins = [cpad(x, base), g.const(base + ".w", w[:, :, None, :].astype(f32))]
-        if b is not None and np.any(b != 0):
-            ins.append(g.const(base + ".b", b.astype(f32)))
-        return g.node("Conv", ins, base, kernel_shape=[1, 5], pads=[0, 0, 0, 0])
-
-    def bn(x: str, prefix: str) -> str:
-        ins = [x] + [g.const(prefix + "." + p, sd[prefix + "." + p].astype(f32))
-                     for p in ("weight", "bias", "running_mean", "running_var")]
-        return g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
-
-    x = g.node("Unsqueeze", [INPUT_NAME, g.const("axes", np.array([2], np.int64))], "x4d")
+    x = em.begin(INPUT_NAME)
+    t_len = T
     for li, (cout, nblocks, factor, order) in enumerate(_STAGES[arch], 1):
         p = f"feature_extractor.layer{li}"
         final_bn = f"{p}.{nblocks + 1}"
@@ -161,40 +312,34 @@ def build_graph(
         shift = [b / s if f else np.zeros_like(s) for (s, b), f in zip(aff, fold_at)]
 
         w0 = sd[f"{p}.0.weight"].astype(np.float64)
-        z = conv(x, w0, shift[0], f"{p}.0")
+        z = em.conv(x, w0, shift[0], f"{p}.0", t_len)
         for k in range(1, nblocks + 1):
             q = f"{p}.{k}"
             s_in, _ = aff[k - 1]
             if fold_at[k - 1]:
                 a = g.node("Relu", [z], q + ".relu1")
             else:
-                a = g.node("Relu", [bn(z, q + ".bn1")], q + ".relu1")
+                a = g.node("Relu", [em.affine(z, sd, q + ".bn1")], q + ".relu1")
             w1 = sd[q + ".conv1.weight"].astype(np.float64)
             if fold_at[k - 1]:
                 w1 = w1 * s_in[None, :, None]
             s2, b2 = _bn_affine(sd, q + ".bn2")
-            h = conv(a, w1 * s2[:, None, None], b2, q + ".conv1")
+            h = em.conv(a, w1 * s2[:, None, None], b2, q + ".conv1", t_len)
             h = g.node("Relu", [h], q + ".relu2")
-            o = conv(h, sd[q + ".conv2.weight"].astype(np.float64), shift[k] - shift[k - 1], q + ".conv2")
+            o = em.conv(h, sd[q + ".conv2.weight"].astype(np.float64), shift[k] - shift[k - 1], q + ".conv2", t_len)
             z = g.node("Add", [o, z], q + ".add")
         kernel = sd[f"{p}.{nblocks + 3}.kernel"].astype(np.float64)  # (C, 1, K)
         if fold_at[-1]:
             r = g.node("Relu", [z], p + ".relu")
             kernel = kernel * aff[-1][0][:, None, None]
         else:
-            r = g.node("Relu", [bn(z, final_bn)], p + ".relu")
-        K = kernel.shape[-1]
+            r = g.node("Relu", [em.affine(z, sd, final_bn)], p + ".relu")
         pad = order * (factor - 1) // 2
-        x = g.node(
-            "Conv",
-            [r, g.const(p + ".down", kernel[:, :, None, :].astype(f32))],
-            p + ".down",
-            kernel_shape=[1, K],
-            strides=[1, factor],
-            pads=[0, pad, 0, pad],
-            group=cout,
-        )
-    feat = g.node("Flatten", [x], "features", axis=1)
+        x = em.downsample(r, kernel, factor, pad, p + ".down")
+        t_len = (t_len + 2 * pad - kernel.shape[-1]) // factor + 1
+    if t_len != 1:
+        raise ModelError(f"{arch}: the time axis ends at {t_len}, not 1")  # pragma: no cover
+    feat = em.finish(x)
     h = g.node(
         "Gemm",
         [feat, g.const("linear1.w", sd["classifier.linear1.weight"].astype(f32)),
@@ -206,10 +351,9 @@ def build_graph(
     w2 = sd["classifier.linear2.weight"].astype(f32)
     if w2.shape[0] != num_classes:
         raise ModelError(f"classifier.linear2 has {w2.shape[0]} outputs but the config says {num_classes}")
-    out = g.node("Gemm", [h, g.const("linear2.w", w2), g.const("linear2.b", sd["classifier.linear2.bias"].astype(f32))],
-                 "linear2", transB=1)
+    g.node("Gemm", [h, g.const("linear2.w", w2), g.const("linear2.b", sd["classifier.linear2.bias"].astype(f32))],
+           "linear2", transB=1)
     g.nodes[-1].output[0] = OUTPUT_NAME  # name the graph output
-    del out
     graph = helper.make_graph(
         g.nodes,
         f"harnet_{arch}",
@@ -315,89 +459,128 @@ def _set_metadata(model: Any, meta: Mapping[str, str]) -> None:
         e.key, e.value = k, v
 
 
+#: File name of each fp32 graph inside a model directory.
+ONNX_FILES = {"direct": "model.onnx", "winograd": "model.winograd.onnx"}
+#: Largest logit difference accepted at export: exact-order rounding for the direct graph;
+#: Winograd rounds differently (its transforms grow rounding by ~10x), still far below any label change.
+TOLERANCE = {"direct": 1e-4, "winograd": 1e-3}
+
+
 def export_onnx(
     model: Any,
     path: str | Path | None = None,
     *,
     opset: int = OPSET,
+    algorithm: str = "direct",
     fold: bool = True,
     verify: bool = True,
     compare_torch: bool | None = None,
-    tolerance: float = 1e-4,
+    tolerance: float | None = None,
 ) -> Path:
     """Export a harnet network to ONNX and return the file written.
 
     ``model``: a :class:`harnet.model.Harnet`, a model directory, a registry name or
-    ``hf://org/repo[@rev]``. ``path``: the ``.onnx`` file to write; default ``model.onnx``
-    inside the model directory (required for an in-memory network). The graph: input ``x``
-    float32 ``(batch, 3, T)``, output ``logits`` ``(batch, classes)``, dynamic batch axis, opset
-    ``opset`` (>= 17), checked with ``onnx.checker``; the model's config.json (labels, window,
-    sample rate, preprocessing, provenance) is embedded as metadata ``harnet_config``.
+    ``hf://org/repo[@rev]``. ``path``: the ``.onnx`` file to write; default: inside the model
+    directory, ``model.onnx`` (``model.winograd.onnx`` for ``algorithm="winograd"``); required for an
+    in-memory network. The graph: input ``x`` float32 ``(batch, 3, T)``, output ``logits``
+    ``(batch, classes)``, dynamic batch axis, opset ``opset`` (>= 17), checked with
+    ``onnx.checker``; the model's config.json (labels, window, sample rate, preprocessing,
+    provenance) is embedded as metadata ``harnet_config``.
 
-    ``verify=True`` runs the graph in ONNX Runtime (finite logits) and, with ``compare_torch``
-    (default: when torch is importable), compares it with the PyTorch network on random windows:
-    the maximum absolute logit difference must be at most ``tolerance``, else
-    :class:`ModelError` and nothing is written. Exporting itself needs no torch.
+    ``algorithm``: ``"direct"`` convolutions (the reference graph) or ``"winograd"`` (F(4, 5):
+    fewer multiplications, same fp32 arithmetic, slightly different rounding; see
+    docs/performance.md). ``verify=True`` runs the graph in ONNX Runtime on gravity-like windows:
+    the logits must be finite; a Winograd graph must match the direct graph; with
+    ``compare_torch`` (default: when torch is importable) the graph must match the PyTorch
+    network. The largest absolute logit difference allowed is ``tolerance`` (default
+    :data:`TOLERANCE`); else :class:`ModelError` and nothing is written. The differences found
+    are recorded in the metadata (``harnet_check``). Exporting itself needs no torch.
     """
     if opset < 17:
         raise ModelError(f"opset {opset} is too old; harnet exports opset 17 or newer")
+    if algorithm not in ONNX_FILES:
+        raise ModelError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ONNX_FILES)}")
     cfg, sd, mdir = _model_source(model)
     if path is None:
         if mdir is None:
             raise ModelError("give a path for the .onnx file (an in-memory network has no model directory)")
-        from .modeldir import ONNX_FILE
-
-        path = mdir / ONNX_FILE
+        path = mdir / ONNX_FILES[algorithm]
     path = Path(path)
     labels = list(cfg.get("labels", []))
     num_classes = int(cfg.get("num_classes", len(labels)))
-    proto = build_graph(sd, cfg["arch"], num_classes, fold=fold, opset=opset)
-    _set_metadata(proto, metadata_for(cfg, graph="harnet-fp32-folded" if fold else "harnet-fp32"))
+    proto = build_graph(sd, cfg["arch"], num_classes, fold=fold, opset=opset, algorithm=algorithm)
+    meta = metadata_for(cfg, graph=f"harnet-fp32-{algorithm}" + ("" if fold else "-unfolded"))
     if verify:
-        _verify(proto, sd, cfg, tolerance, compare_torch)
+        tol = TOLERANCE[algorithm] if tolerance is None else float(tolerance)
+        check = _verify(proto, sd, cfg, num_classes, tol, compare_torch, algorithm)
+        meta["harnet_check"] = json.dumps(check, sort_keys=True)
+    _set_metadata(proto, meta)
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
 
 
-def _verify(
-    proto: Any, sd: Mapping[str, np.ndarray], cfg: Mapping[str, Any], tol: float, compare_torch: bool | None
-) -> None:
+def _check_windows(T: int, n: int = 4) -> np.ndarray:
+    """Gravity-like windows: a unit vector per window plus movement, the range the network sees."""
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((n, 3, 1))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    return (g + rng.standard_normal((n, 3, T)) * 0.3).astype(np.float32)
+
+
+def _ort_logits(proto: Any, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
-    T = int(cfg["window_sec"]) * int(cfg.get("sample_rate", 30))
-    rng = np.random.default_rng(0)
-    # gravity-like input: a unit vector per window plus movement, the range the network sees
-    x = (rng.standard_normal((3, 3, T)) * 0.3 + np.array([0.0, 0.0, 1.0])[None, :, None]).astype(np.float32)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # quick to build
     sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    return sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def _verify(
+    proto: Any,
+    sd: Mapping[str, np.ndarray],
+    cfg: Mapping[str, Any],
+    num_classes: int,
+    tol: float,
+    compare_torch: bool | None,
+    algorithm: str,
+) -> dict[str, Any]:
+    T = int(cfg["window_sec"]) * int(cfg.get("sample_rate", 30))
+    x = _check_windows(T)
+    got = _ort_logits(proto, x)
     if not np.all(np.isfinite(got)):
         raise ModelError("the exported graph gives non-finite logits; the weights may be damaged")
-    if compare_torch is False:
-        return
-    try:
-        import torch
-    except ImportError:  # torch-free install: the graph was checked, the comparison needs torch
-        if compare_torch:
-            raise ModelError("comparing the export with PyTorch needs torch; install it or pass compare_torch=False") from None
-        return
-    from .model import Harnet, HarnetConfig
+    check: dict[str, Any] = {"windows": int(len(x)), "tolerance": tol}
+    refs: list[tuple[str, np.ndarray]] = []
+    if algorithm != "direct":
+        refs.append(("direct_graph", _ort_logits(build_graph(sd, cfg["arch"], num_classes), x)))
+    if compare_torch is not False:
+        try:
+            import torch
+        except ImportError:  # torch-free install: the graph was checked, the comparison needs torch
+            if compare_torch:
+                raise ModelError("comparing the export with PyTorch needs torch; install it or pass compare_torch=False") from None
+        else:
+            from .model import Harnet, HarnetConfig
 
-    labels = tuple(cfg.get("labels", []))
-    net = Harnet(HarnetConfig(arch=cfg["arch"], window_sec=int(cfg["window_sec"]),
-                              num_classes=int(cfg.get("num_classes", len(labels))), labels=labels))
-    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
-    with torch.inference_mode():
-        ref = net.eval()(torch.from_numpy(x)).numpy()
-    err = float(np.abs(got - ref).max())
-    if err > tol:
-        raise ModelError(
-            f"the exported graph differs from the PyTorch network by {err:.2e} (> {tol:g}); "
-            "this is a bug in harnet's exporter: please report it"
-        )
+            labels = tuple(cfg.get("labels", []))
+            net = Harnet(HarnetConfig(arch=cfg["arch"], window_sec=int(cfg["window_sec"]),
+                                      num_classes=num_classes, labels=labels))
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
+            with torch.inference_mode():
+                refs.append(("torch", net.eval()(torch.from_numpy(x)).numpy()))
+    for name, ref in refs:
+        err = float(np.abs(got - ref).max())
+        check[f"max_abs_logit_diff_vs_{name}"] = err
+        if err > tol:
+            raise ModelError(
+                f"the exported {algorithm} graph differs from the {name.replace('_', ' ')} by {err:.2e} "
+                f"(> {tol:g}); this is a bug in harnet's exporter: please report it"
+            )
+    return check
 
 
 # ----------------------------------------------------------------------------------------------
@@ -547,6 +730,7 @@ def quantize_int8(
         q = onnx.load(str(tmp))
         meta = {e.key: e.value for e in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
         meta["harnet_graph"] = "harnet-int8-qdq"
+        meta.pop("harnet_check", None)
         meta["harnet_int8_check"] = json.dumps(report, sort_keys=True)
         _set_metadata(q, meta)
         onnx.save(q, str(tmp))

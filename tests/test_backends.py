@@ -47,8 +47,17 @@ def test_protocol_and_parity_torch_vs_onnx(h10, x10):
     assert ob.predict_proba(x10[:0]).shape == (0, 4)
 
 
+def test_winograd_backend_is_the_auto_choice(h10, x10):
+    tb = get_backend(h10, backend="torch", threads=1)
+    wb = get_backend(h10, threads=1)
+    assert wb.name == "onnx-winograd" and (h10 / "model.winograd.onnx").is_file()
+    for n in (1, 7, 64):
+        lw, lt = wb.predict_logits(x10[:n]), tb.predict_logits(x10[:n])
+        assert np.abs(lw - lt).max() <= 1e-3 and (lw.argmax(1) == lt.argmax(1)).all()
+
+
 def test_wrong_input_rejected(h10):
-    for name in ("torch", "onnx"):
+    for name in ("torch", "onnx", "onnx-winograd"):
         b = get_backend(h10, backend=name, threads=1)
         for bad in (np.zeros((2, 3, 900), np.float32), np.zeros((2, 300, 3), np.float32), np.zeros((3, 300), np.float32)):
             with pytest.raises(InputShapeError, match=r"\(N, 3, 300\)"):
@@ -77,7 +86,8 @@ def test_onnx_file_as_model_and_auto(h10, tmp_path):
     f = export_onnx(h10, tmp_path / "alone.onnx")
     b = get_backend(f)  # a bare .onnx file describes itself (labels, window) through its metadata
     assert b.name == "onnx" and b.labels == LABELS
-    assert resolve_backend(h10) == "onnx"
+    assert resolve_backend(h10) == "onnx-winograd"
+    assert resolve_backend(f) == "onnx"
     assert resolve_backend(h10, device="cuda") == "torch"
     with pytest.raises(HarnetError, match="CPU only"):
         resolve_backend(h10, "onnx", device="cuda")
@@ -92,7 +102,7 @@ def test_auto_picks_int8_only_when_validated(tmp_path):
     from harnet.export import quantize_int8
 
     d = make_model_dir(tmp_path / "m", "harnet5", seed=13)
-    assert resolve_backend(d) == "onnx"
+    assert resolve_backend(d) == "onnx-winograd"
     with pytest.raises(ModelError, match="harnet export"):
         get_backend(d, backend="onnx-int8")
     fp32 = get_backend(d, backend="onnx").path
@@ -102,7 +112,7 @@ def test_auto_picks_int8_only_when_validated(tmp_path):
         assert resolve_backend(d) == "onnx-int8"
         assert get_backend(d).name == "onnx-int8"
     else:  # an int8 graph that failed its check is never chosen, nor loaded on request
-        assert resolve_backend(d) == "onnx"
+        assert resolve_backend(d) == "onnx-winograd"
         with pytest.raises(ModelError, match="agreement check"):
             get_backend(d, backend="onnx-int8")
     # an int8 graph of other weights is never chosen
@@ -115,17 +125,18 @@ def test_auto_picks_int8_only_when_validated(tmp_path):
         if e.key == "weights_sha256":
             e.value = "0" * 64
     onnx.save(q, str(d / "model.int8.onnx"))
-    assert resolve_backend(d) == "onnx"
+    assert resolve_backend(d) == "onnx-winograd"
 
 
-def test_stale_onnx_is_reexported(tmp_path, x10):
-    a = make_model_dir(tmp_path / "a", "harnet10", seed=15)
-    b = make_model_dir(tmp_path / "b", "harnet10", seed=16)
+def test_stale_onnx_is_reexported(tmp_path):
+    a = make_model_dir(tmp_path / "a", "harnet5", seed=15)
+    b = make_model_dir(tmp_path / "b", "harnet5", seed=16)
     get_backend(b, backend="onnx")
     (a / "model.onnx").write_bytes((b / "model.onnx").read_bytes())  # other weights' graph
     ob = get_backend(a, backend="onnx", threads=1)
     tb = get_backend(a, backend="torch", threads=1)
-    assert np.abs(ob.predict_logits(x10[:3]) - tb.predict_logits(x10[:3])).max() <= 1e-4
+    x = windows(3, 150, seed=19)
+    assert np.abs(ob.predict_logits(x) - tb.predict_logits(x)).max() <= 1e-4
 
 
 def test_read_only_dir_exports_into_cache(tmp_path, monkeypatch):
@@ -144,7 +155,7 @@ def _run_isolated(code: str) -> subprocess.CompletedProcess:
 
 
 def test_onnx_backend_imports_no_torch(h10, x10, tmp_path):
-    get_backend(h10, backend="onnx")  # model.onnx exists from here on
+    get_backend(h10)  # the auto choice's graph (model.winograd.onnx) exists from here on
     np.save(tmp_path / "x.npy", x10[:5])
     r = _run_isolated(f"""
         import sys
@@ -152,7 +163,7 @@ def test_onnx_backend_imports_no_torch(h10, x10, tmp_path):
         from harnet.backends import get_backend
         b = get_backend({str(h10)!r})
         p = b.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))
-        assert b.name == "onnx", b.name
+        assert b.name == "onnx-winograd", b.name
         assert p.shape == (5, 4), p.shape
         bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
         assert not bad, bad
@@ -168,10 +179,12 @@ def test_onnx_export_works_without_torch(tmp_path):
         sys.modules["torch"] = None  # any import of torch now fails
         import numpy as np
         from harnet.backends import get_backend
-        b = get_backend({str(d)!r}, backend="onnx")
         x = np.zeros((2, 3, 150), np.float32)
         x[:, 2] = 1.0
-        print(b.predict_proba(x).shape)
+        for name in ("onnx", "auto"):
+            b = get_backend({str(d)!r}, backend=name)
+            print(b.name, b.predict_proba(x).shape)
     """)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip() == "(2, 4)" and (d / "model.onnx").is_file()
+    assert r.stdout.split("\n")[:2] == ["onnx (2, 4)", "onnx-winograd (2, 4)"]
+    assert (d / "model.onnx").is_file() and (d / "model.winograd.onnx").is_file()

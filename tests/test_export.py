@@ -81,6 +81,38 @@ def test_parity_with_torch_batches_1_7_64(arch, tmp_path):
         assert np.abs(got - ref).max() <= 1e-4, (n, np.abs(got - ref).max())
 
 
+@pytest.mark.parametrize("arch", ["harnet5", "harnet30"])  # harnet5: every layer length needs a crop (150, 75, 37, 12, 4)
+def test_winograd_graph_matches_torch(arch, tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from harnet.export import _winograd_matrices
+    from harnet.modeldir import load_model_dir
+
+    AT, G, BT = _winograd_matrices(4)  # exact F(4, 5): 4 outputs of a 5-tap correlation from 8 inputs
+    d, g = np.random.default_rng(0).standard_normal(8), np.random.default_rng(1).standard_normal(5)
+    assert np.abs(AT @ ((G @ g) * (BT @ d)) - np.array([g @ d[i : i + 5] for i in range(4)])).max() < 1e-12
+    dmodel = make_model_dir(tmp_path / "m", arch, seed=21, negative_bn=True)
+    out = export_onnx(dmodel, algorithm="winograd")
+    assert out.name == "model.winograd.onnx"
+    meta = read_metadata(out)["_onnx_metadata"]
+    check = json.loads(meta["harnet_check"])
+    assert meta["harnet_graph"] == "harnet-fp32-winograd"
+    assert check["max_abs_logit_diff_vs_direct_graph"] <= 1e-3 and check["max_abs_logit_diff_vs_torch"] <= 1e-3
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    # every conv with >= 128 input channels is a GEMM plus its output transform
+    assert ops.count("MatMul") == 2 * 15
+    net = load_model_dir(dmodel)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = windows(7, T_OF[arch], seed=22)
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(x)).numpy()
+    for n in (1, 7):
+        got = sess.run(["logits"], {"x": x[:n]})[0]
+        assert np.abs(got - ref[:n]).max() <= 1e-3
+        assert (got.argmax(1) == ref[:n].argmax(1)).all()
+
+
 def test_unfoldable_batchnorm_kept_and_still_exact(tmp_path):
     pos = make_model_dir(tmp_path / "pos", "harnet5", seed=4)
     neg = make_model_dir(tmp_path / "neg", "harnet5", seed=4, negative_bn=True)

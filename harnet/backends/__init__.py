@@ -8,12 +8,16 @@ softmax probabilities ``(N, C)`` out, batched internally (``batch_size``).
 
 - ``"torch"``: PyTorch (the reference; the one for GPUs, ``device="cuda"``);
 - ``"torch-jit"``: PyTorch traced and frozen (CPU);
-- ``"onnx"``: ONNX Runtime fp32 on CPU (exports ``model.onnx`` on first use);
+- ``"onnx"``: ONNX Runtime fp32 on CPU, direct convolutions (``model.onnx``, exported on first
+  use; matches PyTorch to ~1e-5);
+- ``"onnx-winograd"``: ONNX Runtime fp32 with Winograd F(4, 5) convolutions
+  (``model.winograd.onnx``, exported on first use and checked against the direct graph):
+  the fastest fp32 path on CPU;
 - ``"onnx-int8"``: ONNX Runtime on the int8 graph ``model.int8.onnx``, which only exists if it
   passed its agreement check against fp32 on real recordings (``harnet export --int8``);
 - ``"auto"``: a GPU device -> torch; else, with onnxruntime installed, ``onnx-int8`` when the
-  model directory holds a validated ``model.int8.onnx`` for its weights, otherwise ``onnx``;
-  without onnxruntime, torch.
+  model directory holds a validated ``model.int8.onnx`` for its weights, otherwise
+  ``onnx-winograd`` (``onnx`` for a bare ``.onnx`` file); without onnxruntime, torch.
 
 Importing this package imports neither torch nor onnxruntime.
 """
@@ -28,7 +32,7 @@ import numpy as np
 
 from ..errors import HarnetError
 
-BACKENDS = ("auto", "torch", "torch-jit", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "torch-jit", "onnx", "onnx-winograd", "onnx-int8")
 
 
 @runtime_checkable
@@ -64,7 +68,7 @@ def resolve_backend(model_dir: str | Path, backend: str = "auto", device: Any = 
         return "torch"
     from .onnx_backend import find_int8
 
-    return "onnx-int8" if p.is_dir() and find_int8(p) is not None else "onnx"
+    return "onnx-int8" if p.is_dir() and find_int8(p) is not None else "onnx-winograd"
 
 
 def get_backend(
@@ -94,7 +98,15 @@ def get_backend(
         raise HarnetError("the ONNX backend needs onnxruntime: pip install onnxruntime (or use --backend torch)")
     from .onnx_backend import OnnxBackend
 
-    return OnnxBackend(p, precision="int8" if name == "onnx-int8" else "fp32", threads=threads, batch_size=batch_size)
+    if name == "onnx-winograd" and p.is_file():
+        raise HarnetError(f"{p} is an exported graph; the Winograd graph is made from a model directory (use --backend onnx)")
+    return OnnxBackend(
+        p,
+        precision="int8" if name == "onnx-int8" else "fp32",
+        algorithm="winograd" if name == "onnx-winograd" else "direct",
+        threads=threads,
+        batch_size=batch_size,
+    )
 
 
 __all__ = ["BACKENDS", "Backend", "get_backend", "resolve_backend"]

@@ -21,7 +21,7 @@ from ..errors import InputShapeError, ModelError
 #: Batch size measured fastest on a 2-core AVX2 CPU (docs/performance.md); larger batches only
 #: cost memory.
 DEFAULT_BATCH_SIZE = 64
-FP32_FILE = "model.onnx"
+FP32_FILES = {"direct": "model.onnx", "winograd": "model.winograd.onnx"}  # = harnet.export.ONNX_FILES
 INT8_FILE = "model.int8.onnx"
 
 
@@ -64,8 +64,10 @@ def _writable_model_dir(d: Path) -> bool:
         return True
 
 
-def ensure_onnx(model_dir: str | Path) -> Path:
-    """The fp32 ``model.onnx`` for a model directory, exporting it first when missing or stale.
+def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
+    """The fp32 graph of a model directory, exported first when missing or stale.
+
+    ``algorithm``: ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``).
 
     Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
     the model directory when that is writable (and not a Hugging Face snapshot), else into
@@ -76,11 +78,14 @@ def ensure_onnx(model_dir: str | Path) -> Path:
     d = Path(model_dir)
     cfg = read_config(d)
     sha = str(cfg.get("weights_sha256", ""))
-    candidates = [d / FP32_FILE]
+    if algorithm not in FP32_FILES:
+        raise ModelError(f"unknown algorithm {algorithm!r}; use one of {', '.join(FP32_FILES)}")
+    name = FP32_FILES[algorithm]
+    candidates = [d / name]
     if sha:
         from ..hub import cache_dir
 
-        candidates.append(cache_dir() / "onnx" / sha / FP32_FILE)
+        candidates.append(cache_dir() / "onnx" / sha / name)
     for c in candidates:
         if c.is_file():
             meta = _onnx_meta(c)
@@ -94,7 +99,7 @@ def ensure_onnx(model_dir: str | Path) -> Path:
 
     target = candidates[0] if _writable_model_dir(d) or not sha else candidates[1]
     # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
-    return export_onnx(d, target, verify=True, compare_torch=sys.modules.get("torch") is not None)
+    return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
 
 
 def find_int8(model_dir: str | Path) -> Path | None:
@@ -122,7 +127,9 @@ class OnnxBackend:
     ``model``: a model directory (``model.onnx`` is used, exported on first use if missing) or
     an exported ``.onnx`` file (labels and window come from its embedded metadata).
     ``precision``: ``"fp32"`` or ``"int8"`` (needs ``model.int8.onnx``, written by
-    ``harnet export --int8`` after its agreement check on real recordings).
+    ``harnet export --int8`` after its agreement check on real recordings). ``algorithm`` (fp32):
+    ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``, faster; see
+    :func:`harnet.export.export_onnx`).
     """
 
     def __init__(
@@ -130,6 +137,7 @@ class OnnxBackend:
         model: str | Path,
         *,
         precision: str = "fp32",
+        algorithm: str = "direct",
         threads: int | None = None,
         batch_size: int | None = None,
         optimization: str = "all",
@@ -149,7 +157,7 @@ class OnnxBackend:
                     )
                 onnx_path = q
             else:
-                onnx_path = ensure_onnx(p)
+                onnx_path = ensure_onnx(p, algorithm)
         elif p.is_file():
             onnx_path = p
         else:
@@ -197,7 +205,8 @@ class OnnxBackend:
         self.window_sec = int(cfg["window_sec"])
         self.sample_rate = int(cfg.get("sample_rate", 30))
         self.input_length = self.window_sec * self.sample_rate
-        self.name = "onnx-int8" if precision == "int8" else "onnx"
+        graph = meta.get("harnet_graph", "")
+        self.name = "onnx-int8" if precision == "int8" else ("onnx-winograd" if "winograd" in graph else "onnx")
         self.precision = precision
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name

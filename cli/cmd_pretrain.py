@@ -61,12 +61,13 @@ def _lowpass(value: str) -> float | None:
 @click.option("--lowpass-hz", default="20", help="Low-pass filter before resampling (Hz, or 'none').")
 @click.option("--seed", type=int, default=0, help="Seed of every random draw (same seed, same result).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, mps).")
 @click.option("--skip-unreadable", is_flag=True, help="Skip input files that cannot be read (each is reported) instead of stopping.")
 @click.option("--save-heads/--no-save-heads", default=True, help="Also write the pretext heads, so that pre-training can continue.")
 @click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True), default=5.0, help="Write a checkpoint at least this often.")
 def pretrain(files, out, arch, resume_from, work_dir, restart, epochs, patience, subjects_per_batch,
              windows_per_subject, lr, lr_scale, warmup_epochs, val_frac, tasks, augment, calibrate, nonwear,
-             lowpass_hz, seed, threads, skip_unreadable, save_heads, checkpoint_minutes) -> None:
+             lowpass_hz, seed, threads, device, skip_unreadable, save_heads, checkpoint_minutes) -> None:
     """Pre-train a feature extractor on unlabelled device FILES (or folders of them).
 
     The paper's multi-task self-supervision: arrow of time, segment permutation and time warp,
@@ -94,7 +95,7 @@ def pretrain(files, out, arch, resume_from, work_dir, restart, epochs, patience,
     )
     res = run(
         _expand(files), out, cfg, resume_from=resume_from, work_dir=work_dir, restart=restart,
-        save_heads=save_heads, threads=threads, skip_unreadable=skip_unreadable,
+        save_heads=save_heads, threads=threads, device=device, skip_unreadable=skip_unreadable,
         checkpoint_every_s=checkpoint_minutes * 60, progress=lambda s: click.echo(s, err=True),
     )
     acc = ", ".join(f"{t} {a:.3f}" for t, a in res.val_accuracy.items()) or "no held-out recordings"

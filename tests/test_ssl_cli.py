@@ -99,3 +99,10 @@ def test_cli_pretrain_on_real_device_files(tmp_path: Path, capsys) -> None:
 
     model = harnet.load(out, num_classes=3)
     assert model.config.arch == "harnet5"
+
+
+def test_cli_pretrain_bad_device(tmp_path: Path, capsys) -> None:
+    good = tmp_path / "ok.csv"
+    _write_csv(good, 0, minutes=1.0)
+    assert main(["pretrain", str(good), *_tiny_args(tmp_path / "o"), "--device", "nonsense:7"]) == 1
+    assert "cannot train on device 'nonsense:7'" in capsys.readouterr().err

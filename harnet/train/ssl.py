@@ -501,12 +501,13 @@ def evaluate_pretext(net: Any, x: np.ndarray, y: np.ndarray, batch: int = 256) -
     """Mean pretext loss and per-task accuracy of ``net`` (eval mode) on transformed windows."""
     torch = _torch()
     net.eval()
+    dev = next(net.parameters()).device
     losses = np.zeros(len(net.tasks))
     correct = np.zeros(len(net.tasks))
     with torch.no_grad():
         for a in range(0, len(x), batch):
-            xb = torch.from_numpy(np.ascontiguousarray(x[a : a + batch]))
-            yb = torch.from_numpy(y[a : a + batch])
+            xb = torch.from_numpy(np.ascontiguousarray(x[a : a + batch])).to(dev)
+            yb = torch.from_numpy(y[a : a + batch]).to(dev)
             for t, logit in enumerate(net(xb)):
                 losses[t] += float(torch.nn.functional.cross_entropy(logit, yb[:, t], reduction="sum"))
                 correct[t] += float((logit.argmax(1) == yb[:, t]).sum())
@@ -557,6 +558,7 @@ def pretrain(
     restart: bool = False,
     save_heads: bool = True,
     threads: int | None = None,
+    device: str | None = None,
     skip_unreadable: bool = False,
     checkpoint_every_s: float = 300.0,
     stop_after_steps: int | None = None,
@@ -584,6 +586,8 @@ def pretrain(
         An existing checkpoint there is resumed unless ``restart``.
     threads:
         torch CPU threads during the run (restored afterwards).
+    device:
+        torch device to train on (``"cpu"`` by default, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
     stop_after_steps:
         Stop (after writing a checkpoint) once this many steps ran in this call; for tests and
         time-boxed runs.
@@ -639,6 +643,11 @@ def pretrain(
         )
 
         backbone, net = init_ssl_net(cfg, resume_from, progress=say)
+        try:
+            dev = torch.device(device or "cpu")
+            net.to(dev)
+        except (RuntimeError, AssertionError) as e:
+            raise InputError(f"cannot train on device {device!r} ({e}); use cpu or an available accelerator") from None
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate(0, cfg), amsgrad=True)
 
         epoch, step = 0, 0
@@ -651,7 +660,7 @@ def pretrain(
         ep_seconds = 0.0
         resumed = False
         if ckpt_path.is_file() and not restart:
-            st = torch.load(ckpt_path, weights_only=True)
+            st = torch.load(ckpt_path, weights_only=True, map_location=dev)
             _check_resumable(st, cfg, train_keys, val_keys, ckpt_path)
             net.load_state_dict(st["net"])
             opt.load_state_dict(st["optim"])
@@ -729,7 +738,7 @@ def pretrain(
             while step < len(plan):
                 x, y = _batch(store, plan[step], stds, cfg, np.random.default_rng([cfg.seed, epoch, 1, step]))
                 net.train()
-                xb, yb = torch.from_numpy(x), torch.from_numpy(y)
+                xb, yb = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
                 logits = net(xb)
                 losses = [torch.nn.functional.cross_entropy(lg, yb[:, t]) for t, lg in enumerate(logits)]
                 loss = torch.stack(losses).mean()

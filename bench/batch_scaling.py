@@ -6,13 +6,17 @@ Generates N CWA recordings (a day of wrist-like movement: night-time stillness, 
 bouts), a harnet30 classifier with random weights (inference cost is the same as a trained
 one), then runs ``harnet.batch.process_batch`` over the same files into fresh folders with each
 worker count, one inference thread per worker by default (so each worker adds one core).
-Prints files/hour, windows/s, the speed-up over one worker and the scaling efficiency
-(speed-up / workers), and checks that every worker count wrote identical summaries.
+Prints files/hour, windows/s, the speed-up over one worker, the scaling efficiency
+(speed-up / workers), the mean seconds per file inside the workers (it stays flat when the
+extra workers found free cores) and the load average before each run; and checks that every
+worker count wrote identical summaries. On a machine shared with other work the efficiency
+says more about the neighbours than about harnet: read it with the load column.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -97,20 +101,25 @@ def main() -> None:
     for w in args.workers:
         out = work / f"out-w{w}"
         shutil.rmtree(out, ignore_errors=True)
+        load = os.getloadavg()[0]
         t = time.perf_counter()
         rep = process_batch(files, out, opts, workers=w)
         sec = time.perf_counter() - t
         if rep.failures:
             sys.exit(f"failures with {w} workers: {[f.reason for f in rep.failures]}")
         summaries[w] = {p.parent.name: p.read_bytes() for p in sorted(out.glob("*/summary.csv"))}
-        rows.append((w, rep.threads, sec))
-        print(f"  {w} worker(s): {sec:.1f} s", flush=True)
+        # per-file seconds inside the workers: if they grow with the worker count, the CPUs were not free
+        per_file = float(np.mean([json.loads(p.read_text())["seconds"] for p in out.glob("*/run.json")]))
+        rows.append((w, rep.threads, sec, per_file, load))
+        print(f"  {w} worker(s): {sec:.1f} s (load average before: {load:.1f})", flush=True)
 
-    w0, _, t_first = rows[0]  # speed-up and efficiency relative to the first worker count (1 by default)
-    print(f"\n{'workers':>7} {'threads':>7} {'seconds':>8} {'files/h':>8} {'windows/s':>9} {'speed-up':>8} {'efficiency':>10}")
-    for w, th, sec in rows:
+    w0, _, t_first = rows[0][:3]  # speed-up and efficiency relative to the first worker count (1 by default)
+    print(f"\n{'workers':>7} {'threads':>7} {'seconds':>8} {'files/h':>8} {'windows/s':>9} {'speed-up':>8} "
+          f"{'efficiency':>10} {'s/file':>7} {'load':>5}")
+    for w, th, sec, per_file, load in rows:
         speed = t_first / sec
-        print(f"{w:>7} {th:>7} {sec:>8.1f} {args.files / sec * 3600:>8.1f} {n_windows / sec:>9.0f} {speed:>8.2f} {speed * w0 / w:>10.2f}")
+        print(f"{w:>7} {th:>7} {sec:>8.1f} {args.files / sec * 3600:>8.1f} {n_windows / sec:>9.0f} {speed:>8.2f} "
+              f"{speed * w0 / w:>10.2f} {per_file:>7.1f} {load:>5.1f}")
     same = all(s == summaries[rows[0][0]] for s in summaries.values())
     print(f"\nsummaries identical across worker counts: {same}")
     if not args.workdir:

@@ -512,6 +512,26 @@ def _available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def _spawn_without_main() -> Iterator[None]:
+    """Start worker processes that do not re-run the caller's main script.
+
+    ``spawn`` normally imports the parent's ``__main__`` in every worker; ours need nothing from
+    it (they run :func:`process_recording` on plain data), and a user's script without an
+    ``if __name__ == "__main__":`` guard would otherwise start the whole batch again in each
+    worker. The stand-in module is in place only while processes are being started.
+    """
+    import types
+
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def _run_local(tasks: list[RecordingTask], workers: int, threads: int, on_result: Callable[[dict], None]) -> None:
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
@@ -535,7 +555,8 @@ def _run_local(tasks: list[RecordingTask], workers: int, threads: int, on_result
                 if queue[0].name in suspect and inflight:
                     break
                 t = queue.popleft()
-                inflight[pool.submit(process_recording, t)] = t
+                with _spawn_without_main():  # submit starts the worker processes it needs
+                    inflight[pool.submit(process_recording, t)] = t
                 if t.name in suspect:
                     break
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
@@ -879,8 +900,8 @@ def predict_many(
         options are skipped (``force=True`` redoes them).
     workers:
         Local worker processes (default 1: in this process); each gets ``cpus // workers``
-        inference threads unless ``threads=`` is given. In a script, call this under
-        ``if __name__ == "__main__":`` (workers are started with ``spawn``).
+        inference threads unless ``threads=`` is given. Workers are fresh processes
+        (``spawn``) that do not re-run the calling script.
     client:
         A ``distributed.Client``: run on that Dask cluster instead (``workers`` must be None).
     options / kwargs:

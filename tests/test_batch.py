@@ -131,12 +131,22 @@ def test_names_unique_stems_hashed_clashes_stable_keeper(tmp_path):
     assert batch.recording_names([b, a], out) == [f"P01-{batch.path_hash(b)}", "P01"]
 
 
-def test_thread_budget_never_exceeds_cpus(caplog):
-    assert batch.thread_budget(1, None, 8) == (1, 8)
-    assert batch.thread_budget(3, None, 8) == (3, 2)
-    assert batch.thread_budget(2, 2, 8) == (2, 2)
-    assert batch.thread_budget(4, 4, 8) == (4, 2)  # capped, with a warning
-    assert "exceeds" in caplog.text
+def test_thread_budget_never_exceeds_cpus():
+    import logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("harnet").addHandler(handler)
+    try:
+        assert batch.thread_budget(1, None, 8) == (1, 8)
+        assert batch.thread_budget(3, None, 8) == (3, 2)
+        assert batch.thread_budget(2, 2, 8) == (2, 2)
+        assert not seen
+        assert batch.thread_budget(4, 4, 8) == (4, 2)  # capped, with a warning
+        assert seen and "exceeds the 8 CPUs" in seen[-1]
+    finally:
+        logging.getLogger("harnet").removeHandler(handler)
     assert batch.thread_budget(16, None, 8) == (8, 1)
     for w in range(1, 20):
         for t in (None, 1, 3, 64):
@@ -274,18 +284,32 @@ def test_cli_batch_usage_errors(tmp_path, tiny_model, capsys):
     assert "--workers is for the local mode" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_worker_processes_match_in_process(tmp_path, tiny_model):
-    """Two spawned workers (one thread each) give the same bytes as one in-process worker."""
+    """Two spawned workers (one thread each) give the same bytes as one in-process worker, and a
+    script without an ``if __name__ == "__main__":`` guard is not re-run by the workers."""
+    import subprocess
+
     files = make_cohort(tmp_path / "data", 3, minutes=6)
     r1 = batch.process_batch(files, tmp_path / "o1", opts_for(tiny_model, threads=1), workers=1)
-    r2 = batch.process_batch(files, tmp_path / "o2", opts_for(tiny_model, threads=1), workers=2)
-    assert r2.workers == 2 and r2.threads == 1 and sorted(r2.processed) == ["P00", "P01", "P02"]
+    assert sorted(r1.processed) == ["P00", "P01", "P02"]
+    script = tmp_path / "analysis.py"
+    script.write_text(
+        "import harnet\n"
+        f"cohort = harnet.predict_many({[str(f) for f in files]!r}, {str(tmp_path / 'o2')!r}, workers=2,\n"
+        f"    model={str(tiny_model)!r}, backend='onnx', threads=1, progress=False)\n"
+        "print('participants', len(cohort.participants), 'days', len(cohort.days))\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["participants", "3", "days", "3"]  # printed once: the workers never ran the script
     b1, b2 = output_bytes(tmp_path / "o1"), output_bytes(tmp_path / "o2")
     assert len(b1) == 9 and b1 == b2
     pids = {json.loads((tmp_path / "o2" / n / "run.json").read_text())["pid"] for n in ("P00", "P01", "P02")}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
 
+@pytest.mark.slow
 def test_worker_death_costs_only_its_recording(tmp_path, tiny_model, monkeypatch):
     """A worker process killed mid-recording (as by the OOM killer): that input fails, the rest run."""
     hook = tmp_path / "hook"

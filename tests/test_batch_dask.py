@@ -16,6 +16,7 @@ from harnet import batch
 distributed = pytest.importorskip("distributed")
 
 
+@pytest.mark.slow
 def test_local_cluster_matches_local_mode(tmp_path, tiny_model):  # noqa: F811
     import pandas as pd
 

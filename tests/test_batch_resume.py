@@ -27,6 +27,7 @@ def _cli(files, out, model) -> list[str]:
             "--model", str(model), "--backend", "onnx", "--workers", "2", "--threads", "1", "-q"]
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun(tmp_path, tiny_model):  # noqa: F811
     files = make_cohort(tmp_path / "data", N, minutes=8)
     names = [f"P{i:02d}" for i in range(N)]

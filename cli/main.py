@@ -32,12 +32,12 @@ COMMANDS: dict[str, str] = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({*COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
         if target is None:
-            return None
+            return super().get_command(ctx, name)
         mod, attr = target.split(":")
         return getattr(importlib.import_module(mod), attr)
 
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app.main(args=args, prog_name="harnet", standalone_mode=False)
+        # with standalone_mode=False click returns ctx.exit()'s code instead of raising Exit
+        rv = app.main(args=args, prog_name="harnet", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 3
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

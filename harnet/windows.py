@@ -461,15 +461,24 @@ def iter_chunks(
         g1 = origin + wb * win_ns
         a = int(np.searchsorted(t, g0 - margin_ns, side="left"))
         b = int(np.searchsorted(t, g1 + margin_ns, side="right"))
-        a = max(0, a - 1)
-        b = min(n, b + 1)
         nwin = wb - wa
-        edges = g0 + np.arange(nwin + 1, dtype=np.int64) * win_ns
-        xyz30, esum = _resample_core(t[a:b], rec.xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
-        nw_pts = _nonwear_grid_mask(nonwear, g0, len(xyz30), fs_out)
-        # g0 is grid point wa * T of the midnight grid: make_windows needs no padding
-        starts, X, complete = make_windows(xyz30, origin, wa * T, window_sec, fs=fs_out)
-        del xyz30
+        if a == b:
+            # no sample within the margin (>= 2 * max_gap_s) of this chunk: it lies inside a
+            # gap, so every window is empty and no ENMO is summed (what resampling would give,
+            # without interpolating a whole chunk between the gap's two edge samples)
+            starts = (origin + (wa + np.arange(nwin, dtype=np.int64)) * win_ns).view("datetime64[ns]")
+            X = np.full((nwin, 3, T), np.nan, dtype=np.float32)
+            complete = np.zeros(nwin, dtype=bool)
+            esum = np.zeros((2, nwin))
+        else:
+            a = max(0, a - 1)
+            b = min(n, b + 1)
+            edges = g0 + np.arange(nwin + 1, dtype=np.int64) * win_ns
+            xyz30, esum = _resample_core(t[a:b], rec.xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
+            # g0 is grid point wa * T of the midnight grid: make_windows needs no padding
+            starts, X, complete = make_windows(xyz30, origin, wa * T, window_sec, fs=fs_out)
+            del xyz30
+        nw_pts = _nonwear_grid_mask(nonwear, g0, nwin * T, fs_out)
         nw = nw_pts.reshape(-1, T).any(axis=1)
         has_data = ~np.isnan(X[:, 0, :]).all(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):

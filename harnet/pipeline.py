@@ -137,6 +137,12 @@ def predict_recording(
         )
     labels = tuple(cfg["labels"])
     window_sec = int(cfg["window_sec"])
+    span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
+    if span_s < window_sec:
+        raise InputError(
+            f"the recording lasts {span_s:.1f} s, shorter than one {window_sec}-s window: nothing to classify; "
+            "check that the file holds the whole recording"
+        )
     prep = dict(cfg.get("preprocessing") or {})
     if backend is None:
         backend = get_backend(mdir, backend=opts.backend, threads=opts.threads, device=opts.device, batch_size=opts.batch_size)
@@ -205,6 +211,8 @@ def predict_recording(
         raise InputError("the recording is shorter than one window; nothing to classify")
     starts_a = np.concatenate(starts)
     valid_a = np.concatenate(valid)
+    if not valid_a.any():
+        rec.warn("no window was classified: every window is non-wear, a gap or incomplete, so there is no wear time")
     probs_a = np.concatenate(probs)
     acc_a = np.concatenate(acc).astype(np.float64)
     nonwear_a = np.concatenate(nw)
@@ -317,7 +325,12 @@ def predict_file(
     t0 = _time.perf_counter()
     rec = read_device(path, **opts.reader)
     timer.add("read", _time.perf_counter() - t0)
-    res = predict_recording(rec, opts, progress=progress, timer=timer)
+    try:
+        res = predict_recording(rec, opts, progress=progress, timer=timer)
+    except InputError as e:  # problems found after reading: say which file
+        if str(path) in str(e):
+            raise
+        raise type(e)(f"{path}: {e}") from e
     res.info["input"] = {"path": str(path), "name": Path(path).name}
     res.info["StageSeconds"] = {k: round(v, 3) for k, v in timer.times.items()}
     return res
@@ -358,6 +371,25 @@ def json_clean(o: Any) -> Any:
     return o
 
 
+def _iso_times(t: Any) -> Any:
+    """``Timestamp.isoformat()`` of every time in a Series, vectorised (a Python call per window
+    took minutes for a recording spanning months). Falls back to isoformat for sub-second times
+    or offsets that are not whole minutes."""
+    import pandas as pd
+
+    idx = pd.DatetimeIndex(t).as_unit("ns")
+    wall = (idx.tz_localize(None) if idx.tz is not None else idx).asi8
+    off = (wall - idx.asi8) // 1_000_000_000 if idx.tz is not None else None
+    if (wall % 1_000_000_000).any() or (off is not None and (off % 60).any()):
+        return t.map(lambda x: x.isoformat())
+    text = np.datetime_as_string(wall.view("datetime64[ns]").astype("datetime64[s]"), unit="s").astype(object)
+    if off is not None:
+        u, inv = np.unique(off, return_inverse=True)
+        sfx = np.array([f"{'+' if o >= 0 else '-'}{abs(int(o)) // 3600:02d}:{abs(int(o)) % 3600 // 60:02d}" for o in u], dtype=object)
+        text = text + sfx[inv.reshape(-1)]
+    return pd.Series(text, index=t.index, name=t.name)
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)
@@ -395,7 +427,7 @@ def write_outputs(
         tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
         result.daily.to_csv(tmps["daily"], index=False)
         w = result.windows.copy()
-        w["time"] = w["time"].map(lambda t: t.isoformat())
+        w["time"] = _iso_times(w["time"])
         if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
             w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
         else:

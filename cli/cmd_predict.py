@@ -9,6 +9,32 @@ import click
 DEFAULT_MODEL = "harnet30-c24-walmsley"
 
 
+def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A bad --timezone is a usage error (exit 2), found before any file is read."""
+    if value is None:
+        return value
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{value!r} is not an IANA time zone; use a name such as Europe/London or UTC") from None
+    return value
+
+
+def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --start/--end that is not a date-time is a usage error (exit 2)."""
+    if value is None:
+        return value
+    import pandas as pd
+
+    try:
+        pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise click.BadParameter(f"{value!r} is not a date-time; use ISO format like 2024-03-01 or 2024-03-01T12:00") from None
+    return value
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
@@ -22,9 +48,9 @@ DEFAULT_MODEL = "harnet30-c24-walmsley"
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all cores).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per inference batch.")
 @click.option("--no-hmm", is_flag=True, help="Do not smooth labels with the model's HMM.")
-@click.option("--timezone", default=None, help="IANA time zone (e.g. Europe/London): aware times, DST-correct days.")
-@click.option("--start", default=None, help="Ignore data before this time (ISO, local).")
-@click.option("--end", default=None, help="Ignore data from this time on (ISO, local).")
+@click.option("--timezone", default=None, callback=_check_timezone, help="IANA time zone (e.g. Europe/London): aware times, DST-correct days.")
+@click.option("--start", default=None, callback=_check_time, help="Ignore data before this time (ISO, local).")
+@click.option("--end", default=None, callback=_check_time, help="Ignore data from this time on (ISO, local).")
 @click.option("--exclude-first-day", is_flag=True, help="Drop the first calendar day from the summaries.")
 @click.option("--exclude-last-day", is_flag=True, help="Drop the last calendar day from the summaries.")
 @click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=0.0, help="Hours of wear for a day to count as valid.")

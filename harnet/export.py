@@ -409,6 +409,23 @@ def _model_source(model: Any) -> tuple[dict[str, Any], dict[str, Any], Path | No
     return cfg, sd, d
 
 
+def _check_weights_fit(cfg: Mapping[str, Any], sd: Mapping[str, Any], mdir: Path | None) -> None:
+    """The downsample kernels tell the window the weights were made for (reference section 1):
+    refuse a config.json that names another architecture (the graph would run, but be wrong)."""
+    try:
+        k1 = np.shape(sd["feature_extractor.layer1.5.kernel"])[-1]
+        c5 = np.shape(sd["feature_extractor.layer5.3.kernel"])[0]
+    except KeyError:
+        return  # not harnet-shaped: build_graph names the missing tensor
+    got = "harnet5" if c5 == 512 else ("harnet10" if k1 == 4 else "harnet30")
+    if got != cfg.get("arch"):
+        where = f"{mdir / 'model.safetensors'}" if mdir is not None else "the network's weights"
+        raise ModelError(
+            f"{where} holds {got} weights, but config.json says arch={cfg.get('arch')}, "
+            f"window_sec={cfg.get('window_sec')}; restore config.json from the model's source"
+        )
+
+
 def _resolve_dir(model: Any) -> Path:
     p = Path(str(model)).expanduser()
     if p.is_dir():
@@ -501,6 +518,7 @@ def export_onnx(
     if algorithm not in ONNX_FILES:
         raise ModelError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ONNX_FILES)}")
     cfg, sd, mdir = _model_source(model)
+    _check_weights_fit(cfg, sd, mdir)
     if path is None:
         if mdir is None:
             raise ModelError("give a path for the .onnx file (an in-memory network has no model directory)")

@@ -35,6 +35,10 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 }
 
 
+# window of each architecture (as harnet.model, which imports torch)
+_WINDOW_SEC = {"harnet5": 5, "harnet10": 10, "harnet30": 30}
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -54,6 +58,13 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     for key in ("arch", "window_sec", "labels"):
         if key not in cfg:
             raise ModelError(f"{p} lacks the field {key!r}; restore it from the model's source")
+    # checked here, without torch, so that no backend runs windows of the wrong length
+    want = _WINDOW_SEC.get(cfg["arch"])
+    if want is not None and cfg["window_sec"] != want:
+        raise ModelError(
+            f"{p} says arch={cfg['arch']} with window_sec={cfg['window_sec']}, but {cfg['arch']} takes "
+            f"{want}-s windows; restore config.json from the model's source"
+        )
     return cfg
 
 

@@ -194,6 +194,14 @@ class OnnxBackend:
             own = str(read_config(p).get("weights_sha256", ""))
             if own and meta.get("weights_sha256") != own:
                 raise ModelError(f"{onnx_path} was exported from other weights than {p}; export it again")
+            # the graph stands for the weights file: a changed or corrupted one is refused here too
+            from ..modeldir import WEIGHTS, sha256_file
+
+            if own and (p / WEIGHTS).is_file() and sha256_file(p / WEIGHTS) != own:
+                raise ModelError(
+                    f"{p / WEIGHTS} does not match the sha256 in config.json: the weights were changed or "
+                    "corrupted; fetch the model again"
+                )
         if precision == "int8":
             check = json.loads(meta.get("harnet_int8_check", "{}"))
             if check.get("passed") is not True:

@@ -155,7 +155,10 @@ def window_std(x: np.ndarray) -> np.ndarray:
 @dataclass
 class RecordingSource:
     """An in-memory recording to pre-train on: ``name`` must be unique; ``group`` (e.g. the
-    subject) keeps recordings of one person on the same side of the held-out split."""
+    subject) keeps recordings of one person on the same side of the held-out split.
+
+    With ``calibrate`` on, gravity calibration corrects ``recording.xyz`` in place when it
+    helps (as in ``harnet predict``); pass a copy to keep the original values."""
 
     name: str
     recording: Any

@@ -25,6 +25,10 @@ log = logging.getLogger("harnet")
 #: Columns of the per-window time series before the per-class probability columns (public API).
 WINDOW_COLUMNS = ("time", "acc", "wear", "nonwear", "label", "label_raw")
 
+#: Longest span (first to last sample) predict accepts: every window of the span is made, so a
+#: stray timestamp decades away would otherwise take hours and all memory (docs/reliability.md).
+MAX_SPAN_DAYS = 400
+
 
 @dataclass
 class PredictOptions:
@@ -142,6 +146,11 @@ def predict_recording(
         raise InputError(
             f"the recording lasts {span_s:.1f} s, shorter than one {window_sec}-s window: nothing to classify; "
             "check that the file holds the whole recording"
+        )
+    if span_s > MAX_SPAN_DAYS * 86400:
+        raise InputError(
+            f"the recording spans {span_s / 86400:.0f} days ({rec.info.get('StartTime')} to {rec.info.get('EndTime')}), "
+            f"more than {MAX_SPAN_DAYS}: a clock or timestamp error is likely; trim or split the file before predicting"
         )
     prep = dict(cfg.get("preprocessing") or {})
     if backend is None:

@@ -95,6 +95,13 @@ def _resolve(spec: int | str, names: list[str], path: Path, what: str) -> int:
     )
 
 
+def _distinct(idx: list[int], names: list[str], path: Path) -> None:
+    """time, x, y and z must be four different columns (one column twice crashed the parser)."""
+    if len(set(idx)) != len(idx):
+        shown = ", ".join(f"{a}={names[i]!r}" for a, i in zip(("time", "x", "y", "z"), idx))
+        raise InputError(f"{path}: the same column is selected twice ({shown}); pass four different columns as time_col and xyz_cols")
+
+
 def _unit_factor(units: str, path: Path) -> float:
     f = UNITS.get(units.lower().replace(" ", "")) if isinstance(units, str) else None
     if f is None:
@@ -340,6 +347,7 @@ def read_table(
         if len(xc) != 3:
             raise InputError(f"{path}: xyz_cols must name 3 columns, got {xc!r}")
         idx = [_resolve(tc, names, path, "time")] + [_resolve(c, names, path, a) for c, a in zip(xc, "xyz")]
+        _distinct(idx, names, path)
         time_type = _csv_time_type(time_format, fields[idx[0]] if not has_header else None, names, idx, path, delimiter, has_header)
         batches = _batches_csv(path, idx, names, has_header, delimiter, time_type)
         n_est = _estimate_rows(path, line)
@@ -407,6 +415,7 @@ def _parquet_batches(path: Path, time_col: int | str | None, xyz_cols: Sequence[
     if len(xc) != 3:
         raise InputError(f"{path}: xyz_cols must name 3 columns, got {xc!r}")
     idx = [_resolve(tc, names, path, "time")] + [_resolve(c, names, path, a) for c, a in zip(xc, "xyz")]
+    _distinct(idx, names, path)
     cols = [names[i] for i in idx]
 
     def gen() -> Iterator[Any]:

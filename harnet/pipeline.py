@@ -143,9 +143,10 @@ def predict_recording(
     window_sec = int(cfg["window_sec"])
     span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
     if span_s < window_sec:
-        raise InputError(
-            f"the recording lasts {span_s:.1f} s, shorter than one {window_sec}-s window: nothing to classify; "
-            "check that the file holds the whole recording"
+        # processed, not refused: real short test files must still give (empty) summaries
+        rec.warn(
+            f"the recording lasts {span_s:.1f} s, shorter than one {window_sec}-s window: no window "
+            "can be classified; check that the file holds the whole recording"
         )
     if span_s > MAX_SPAN_DAYS * 86400:
         raise InputError(

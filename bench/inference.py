@@ -1,7 +1,7 @@
 """Inference speed of harnet's backends against plain PyTorch, side by side in one run.
 
-    python bench/inference.py                       # harnet10 and harnet30, ~4 min on 2 cores
-    python bench/inference.py --arch harnet30 --model path/to/model_dir --n-windows 512
+    python bench/inference.py                       # harnet10 and harnet30, ~4 min on 2 quiet cores
+    python bench/inference.py --model DIR10 --model DIR30 --json out.json   # your own model directories
     python bench/inference.py --quick               # fewer windows and paths, ~1 min
 
 For each architecture, on the same machine and the same input windows, it times:
@@ -170,6 +170,7 @@ class Path_:
     run: Callable[[np.ndarray], np.ndarray]  # windows -> probabilities
     note: str = ""
     best: float = 0.0
+    cpu: float = 0.0  # windows per CPU-second of this process, best round
     probs: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -180,21 +181,44 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
-def baseline_path(model_dir: Path) -> Path_:
+def baseline_path(model_dir: Path, threads: int | None = None) -> Path_:
     import torch
 
+    from harnet.backends.torch_backend import num_threads
     from harnet.modeldir import load_model_dir
 
     model = load_model_dir(model_dir).eval()
 
     def run(X: np.ndarray) -> np.ndarray:  # what a torch.hub user writes
         out = []
-        with torch.no_grad():
+        with num_threads(threads), torch.no_grad():
             for i in range(0, len(X), 256):
                 out.append(torch.softmax(model(torch.from_numpy(X[i : i + 256])), 1).numpy())
         return np.concatenate(out)
 
+    if threads:
+        return Path_("    baseline at 1 thread (torch eager, batch 256)", 256, str(threads), run)
     return Path_("(a) baseline: torch eager fp32", 256, f"default ({torch.get_num_threads()})", run)
+
+
+def jit_path(model_dir: Path, batch: int = 64) -> Path_:
+    """torch.jit trace + freeze + optimize_for_inference (oneDNN fusions): tried, not kept."""
+    import torch
+
+    from harnet.modeldir import load_model_dir
+
+    model = load_model_dir(model_dir).eval()
+    ex = torch.zeros(2, 3, model.config.input_length)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        f = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, ex, check_trace=False)))
+
+    def run(X: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return np.concatenate([torch.softmax(f(torch.from_numpy(X[i : i + batch])), 1).numpy()
+                                   for i in range(0, len(X), batch)])
+
+    return Path_("    torch.jit freeze + optimize_for_inference", batch, f"default ({torch.get_num_threads()})", run)
 
 
 def backend_path(label: str, model_dir: Path, backend: str, threads: int | None, batch: int | None, **kw: Any) -> Path_:
@@ -237,10 +261,12 @@ def time_paths(paths: list[Path_], X: np.ndarray, rounds: int, budget_s: float) 
     for r in range(rounds):
         for p in paths:
             gc.collect()
+            c = time.process_time()
             t = time.perf_counter()
             out = p.run(X)
             dt = time.perf_counter() - t
             p.best = max(p.best, len(X) / dt)
+            p.cpu = max(p.cpu, len(X) / max(time.process_time() - c, 1e-9))
             if p.probs is None:
                 p.probs = out
         if r >= 1 and time.perf_counter() - t_start > budget_s:
@@ -272,28 +298,41 @@ def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak
     recs: dict[str, np.ndarray] = {}
     if not args.synthetic:
         recs, data_desc = real_recordings(w)
+    n = args.n_windows or (256 if arch != "harnet30" else 128) // (2 if args.quick else 1)
     if recs:
-        X = pick(recs, args.n_windows)
+        X = pick(recs, n)
     else:
-        X = synthetic(args.n_windows, T)
+        X = synthetic(n, T)
         data_desc = "synthetic windows (no ../shared/data): agreement figures say little"
     print(f"\n## {arch}: {len(X)} windows of {w} s; model: {model_desc}\n   inputs: {data_desc}", flush=True)
 
     fp32 = export_onnx(model_dir)  # model.onnx inside the (private) model dir
+    from harnet.backends import resolve_backend
+
+    auto = resolve_backend(model_dir)
     paths = [baseline_path(model_dir)]
     paths.append(backend_path("(b) harnet torch backend", model_dir, "torch", None, None))
-    paths.append(backend_path("(c) harnet onnx fp32 [default]", model_dir, "onnx", None, None))
+    paths.append(backend_path("(c) harnet onnx fp32 (direct convolutions)", model_dir, "onnx", None, None))
+    paths.append(backend_path("(d) harnet onnx fp32 Winograd F(4,5)", model_dir, "onnx-winograd", None, None))
+    for p in paths[1:]:
+        if p.name.startswith("(d)") and auto == "onnx-winograd" or p.name.startswith("(c)") and auto == "onnx":
+            p.name += " [predict default]"
     if not args.quick:
-        paths.append(backend_path("    torch-jit (freeze+optimize_for_inference)", model_dir, "torch-jit", None, None))
-        paths.append(backend_path("    onnx fp32, batch 16", model_dir, "onnx", None, 16))
-        paths.append(backend_path("    onnx fp32, batch 256", model_dir, "onnx", None, 256))
-        paths.append(backend_path("    onnx fp32, 1 thread", model_dir, "onnx", 1, None))
-        paths.append(backend_path("    onnx fp32, basic graph opts only", model_dir, "onnx", None, None, optimization="basic"))
+        paths.append(backend_path("    torch backend, batch 256", model_dir, "torch", None, 256))
+        paths.append(jit_path(model_dir))
+        paths.append(backend_path("    Winograd, batch 16", model_dir, "onnx-winograd", None, 16))
+        paths.append(backend_path("    Winograd, batch 256", model_dir, "onnx-winograd", None, 256))
+        paths.append(baseline_path(model_dir, threads=1))
+        paths.append(backend_path("    Winograd, 1 thread", model_dir, "onnx-winograd", 1, None))
+        paths.append(backend_path("    direct, 1 thread", model_dir, "onnx", 1, None))
+        paths.append(backend_path("    direct, basic graph opts only (no NCHWc)", model_dir, "onnx", None, None,
+                                  optimization="basic"))
         unf = export_onnx(model_dir, tmp / f"{arch}-unfolded.onnx", fold=False)
-        paths.append(onnx_file_path("    onnx fp32, BNs not folded", unf, threads, 64))
+        paths.append(onnx_file_path("    direct, BNs not folded", unf, threads, 64))
         traced = _torch_onnx_export(model_dir, tmp / f"{arch}-traced.onnx")
         if traced is not None:
-            paths.append(onnx_file_path("    onnx fp32, torch.onnx 1-D graph, ORT defaults", traced, threads, 64, default_session=True))
+            paths.append(onnx_file_path("    torch.onnx 1-D graph, ORT default session", traced, threads, 64,
+                                        default_session=True))
     int8_report = None
     if recs and not args.no_int8:
         # static int8, calibrated on HAPT users 1-9, checked on every other recording
@@ -301,6 +340,8 @@ def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak
         cal = np.concatenate([recs[k] for k in cal_keys])
         cal = cal[np.linspace(0, len(cal) - 1, min(len(cal), 512)).round().astype(int)]
         val = [recs[k] for k in recs if k not in cal_keys]
+        cap = 400 if not args.quick else 200  # held-out windows checked (an even spread keeps the run short)
+        val = [v[:: max(1, sum(map(len, val)) // cap)] for v in val]
         q = fp32.parent / "model.int8.onnx"
         t = time.perf_counter()
         with warnings.catch_warnings():
@@ -309,21 +350,28 @@ def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak
         print(f"   int8 calibration + check: {time.perf_counter() - t:.0f} s; on {int(int8_report['windows'])} held-out "
               f"windows: agreement {int8_report['label_agreement']:.2%}, class totals {int8_report['totals_rel_diff']:.1%}"
               f" -> {'PASSES' if passes(int8_report) else 'FAILS'} the 99.5 % / 1 % rule", flush=True)
-        paths.append(onnx_file_path("(d) onnx int8 static QDQ (u8s8)" + ("" if passes(int8_report) else " [fails check]"),
+        paths.append(onnx_file_path("(e) onnx int8 static QDQ (u8s8)" + ("" if passes(int8_report) else " [fails check]"),
                                     q, threads, 64))
     rounds = 2 if args.quick else args.rounds
     time_paths(paths, X, rounds, budget_s=args.budget_s)
     base = paths[0]
     assert base.probs is not None
-    print(f"\n   {'path':52s} {'batch':>5s} {'threads':>11s} {'win/s':>7s} {'x(a)':>5s} {'GFLOP/s':>7s} "
-          f"{'%peak':>5s} {'agree':>7s} {'max|dp|':>8s}")
+    print(f"\n   {'path':56s} {'batch':>5s} {'threads':>11s} {'win/s':>7s} {'x(a)':>5s} {'GFLOP/s':>7s} "
+          f"{'%peak':>5s} {'w/cpu-s':>7s} {'agree':>7s} {'max|dp|':>8s}")
     for p in paths:
         assert p.probs is not None
         a = agreement([base.probs], [p.probs])
         gf = p.best * MFLOP[arch] / 1000
-        print(f"   {p.name:52s} {p.batch:5d} {p.threads:>11s} {p.best:7.1f} {p.best / base.best:5.2f} {gf:7.1f} "
-              f"{100 * gf / peak:5.1f} {a['label_agreement']:7.2%} {a['max_prob_diff']:8.1e}", flush=True)
-        p.extra = {"ratio": p.best / base.best, "gflops": gf, **a}
+        print(f"   {p.name:56s} {p.batch:5d} {p.threads:>11s} {p.best:7.1f} {p.best / base.best:5.2f} {gf:7.1f} "
+              f"{100 * gf / peak:5.1f} {p.cpu:7.1f} {a['label_agreement']:7.2%} {a['max_prob_diff']:8.1e}", flush=True)
+        p.extra = {"ratio": p.best / base.best, "gflops": gf, "windows_per_cpu_s": p.cpu, **a}
+    one = {p.name.strip(): p for p in paths if p.threads == "1"}
+    b1 = one.get("baseline at 1 thread (torch eager, batch 256)")
+    if b1 is not None:
+        # single-threaded runs use no spin-waiting thread pool, so windows per CPU-second measure the
+        # work itself even on a machine shared with other jobs
+        print("   single thread, windows per CPU-second relative to torch eager: " + ", ".join(
+            f"{k.replace(', 1 thread', '')} {p.cpu / b1.cpu:.2f}x" for k, p in one.items() if p is not b1))
     return paths
 
 
@@ -351,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", choices=["harnet10", "harnet30", "both"], default="both")
     ap.add_argument("--model", action="append", default=[], type=Path,
                     help="harnet model directory (repeat for one per architecture); default: a random-init proxy")
-    ap.add_argument("--n-windows", type=int, default=None, help="windows timed per path and round (default 384; quick 128)")
+    ap.add_argument("--n-windows", type=int, default=None,
+                    help="windows timed per path and round (default 256 for harnet10, 128 for harnet30; quick: half)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--budget-s", type=float, default=60.0, help="stop adding rounds after this long per architecture")
     ap.add_argument("--quick", action="store_true", help="fewer windows and only the main paths")
@@ -359,8 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="use synthetic windows even if real data are present")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = ap.parse_args(argv)
-    if args.n_windows is None:
-        args.n_windows = 128 if args.quick else 384
     import torch
 
     from harnet.backends.onnx_backend import default_threads

@@ -7,7 +7,6 @@ softmax probabilities ``(N, C)`` out, batched internally (``batch_size``).
 ``get_backend(model_dir, backend=...)`` picks one:
 
 - ``"torch"``: PyTorch (the reference; the one for GPUs, ``device="cuda"``);
-- ``"torch-jit"``: PyTorch traced and frozen (CPU);
 - ``"onnx"``: ONNX Runtime fp32 on CPU, direct convolutions (``model.onnx``, exported on first
   use; matches PyTorch to ~1e-5);
 - ``"onnx-winograd"``: ONNX Runtime fp32 with Winograd F(4, 5) convolutions
@@ -32,7 +31,7 @@ import numpy as np
 
 from ..errors import HarnetError
 
-BACKENDS = ("auto", "torch", "torch-jit", "onnx", "onnx-winograd", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-winograd", "onnx-int8")
 
 
 @runtime_checkable
@@ -88,12 +87,12 @@ def get_backend(
     """
     name = resolve_backend(model_dir, backend, device)
     p = Path(model_dir)
-    if name in ("torch", "torch-jit"):
+    if name == "torch":
         if p.is_file():
             raise HarnetError(f"{p} is an ONNX file; the torch backend needs a model directory (use --backend onnx)")
         from .torch_backend import TorchBackend
 
-        return TorchBackend(p, threads=threads, device=device, batch_size=batch_size, jit=name == "torch-jit")
+        return TorchBackend(p, threads=threads, device=device, batch_size=batch_size)
     if not _onnxruntime_available():
         raise HarnetError("the ONNX backend needs onnxruntime: pip install onnxruntime (or use --backend torch)")
     from .onnx_backend import OnnxBackend

@@ -38,9 +38,8 @@ class TorchBackend:
     """``predict_proba(x) -> probs`` with the PyTorch network.
 
     ``model``: a model directory or an eval-mode :class:`harnet.model.Harnet`. ``device``: a
-    torch device (default CPU). ``jit=True`` (CPU only) traces and freezes the network once
-    (``torch.jit.freeze`` + ``optimize_for_inference``: oneDNN fusions), which was faster than
-    eager mode in our measurements; results equal eager mode to ~1e-5.
+    torch device (default CPU). Eager mode under ``torch.inference_mode``; ``torch.jit``
+    freezing was measured (docs/performance.md) and not kept.
     """
 
     def __init__(
@@ -50,7 +49,6 @@ class TorchBackend:
         threads: int | None = None,
         device: Any = None,
         batch_size: int | None = None,
-        jit: bool = False,
     ) -> None:
         import torch
 
@@ -72,20 +70,6 @@ class TorchBackend:
         if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError("threads and batch_size must be positive")
         self.name = "torch"
-        self._fn: Any = self.model
-        if jit:
-            if self.device.type != "cpu":
-                raise ValueError("jit=True is for CPU; on a GPU use the eager network")
-            self._fn = self._frozen()
-            self.name = "torch-jit"
-
-    def _frozen(self) -> Any:
-        import torch
-
-        example = torch.zeros(2, 3, self.input_length)
-        with num_threads(self.threads), torch.no_grad():
-            traced = torch.jit.trace(_Plain(self.model), example, check_trace=False)
-            return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
 
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device}, threads={self.threads}, batch_size={self.batch_size}, name={self.name})"
@@ -105,7 +89,7 @@ class TorchBackend:
         with num_threads(self.threads), torch.inference_mode():
             for i in range(0, n, self.batch_size):
                 xb = torch.from_numpy(x[i : i + self.batch_size]).to(self.device)
-                out[i : i + len(xb)] = self._fn(xb).float().cpu().numpy()
+                out[i : i + len(xb)] = self.model(xb).float().cpu().numpy()
         return out
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -113,24 +97,3 @@ class TorchBackend:
         from .onnx_backend import softmax  # numpy only; no onnxruntime import
 
         return softmax(self.predict_logits(x))
-
-
-def _plain_forward(model: Any, x: Any) -> Any:
-    return model.classifier(model.feature_extractor(x).flatten(1))
-
-
-class _Plain:
-    """The network without its Python-side input check, for tracing (checked before the call)."""
-
-    def __new__(cls, model: Any) -> Any:
-        import torch
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self, m: Any) -> None:
-                super().__init__()
-                self.m = m
-
-            def forward(self, x: Any) -> Any:
-                return _plain_forward(self.m, x)
-
-        return Wrapped(model).eval()

@@ -423,10 +423,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from harnet import __version__
 
-    peak = matmul_peak(threads)
+    peak = matmul_peak(threads, n=1024 if args.quick else 2048, reps=3 if args.quick else 6)
     print(f"# harnet {__version__} inference benchmark; torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
           f"onnxruntime {ort.__version__}, {threads} CPUs, torch default threads {torch.get_num_threads()}")
-    print(f"# fp32 matrix-multiply peak (torch 2048x2048, {threads} threads): {peak:.1f} GFLOP/s "
+    nmm = 1024 if args.quick else 2048
+    print(f"# fp32 matrix-multiply peak (torch {nmm}x{nmm}, {threads} threads): {peak:.1f} GFLOP/s "
           f"-> fp32 ceilings: harnet10 {peak * 1000 / MFLOP['harnet10']:.0f} w/s, harnet30 {peak * 1000 / MFLOP['harnet30']:.0f} w/s")
     results = {}
     with tempfile.TemporaryDirectory(prefix="harnet-bench-") as tmp:

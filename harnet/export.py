@@ -498,8 +498,9 @@ def export_onnx(
 
     ``model``: a :class:`harnet.model.Harnet`, a model directory, a registry name or
     ``hf://org/repo[@rev]``. ``path``: the ``.onnx`` file to write; default: inside the model
-    directory, ``model.onnx`` (``model.winograd.onnx`` for ``algorithm="winograd"``); required for an
-    in-memory network. The graph: input ``x`` float32 ``(batch, 3, T)``, output ``logits``
+    directory, ``model.onnx`` (``model.winograd.onnx`` for ``algorithm="winograd"``), or, when that
+    folder is read-only or a Hugging Face snapshot, harnet's cache under the weights' sha256 (where
+    the ONNX backend finds it); required for an in-memory network. The graph: input ``x`` float32 ``(batch, 3, T)``, output ``logits``
     ``(batch, classes)``, dynamic batch axis, opset ``opset`` (>= 17), checked with
     ``onnx.checker``; the model's config.json (labels, window, sample rate, preprocessing,
     provenance) is embedded as metadata ``harnet_config``.
@@ -522,7 +523,14 @@ def export_onnx(
     if path is None:
         if mdir is None:
             raise ModelError("give a path for the .onnx file (an in-memory network has no model directory)")
+        from .backends.onnx_backend import _writable_model_dir
+
         path = mdir / ONNX_FILES[algorithm]
+        if not _writable_model_dir(mdir) and cfg.get("weights_sha256"):
+            # a read-only folder or a Hugging Face snapshot: harnet's cache, keyed by the weights
+            from .hub import cache_dir
+
+            path = cache_dir() / "onnx" / str(cfg["weights_sha256"]) / ONNX_FILES[algorithm]
     path = Path(path)
     labels = list(cfg.get("labels", []))
     num_classes = int(cfg.get("num_classes", len(labels)))

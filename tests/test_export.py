@@ -236,3 +236,16 @@ def test_int8_quantisation_and_its_guard(tmp_path):
         quantize_int8(fp32, target, bad)
     with pytest.raises(InputError, match="shape|non-empty"):
         quantize_int8(fp32, target, windows(4, 300))
+
+
+def test_default_path_of_a_read_only_model_dir_is_the_cache(tmp_path, monkeypatch):
+    import os
+
+    d = make_model_dir(tmp_path / "ro", "harnet5", seed=23)
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    out = export_onnx(d)
+    sha = json.loads((d / "config.json").read_text())["weights_sha256"]
+    assert out.parts[-2] == sha and out.is_file() and not (d / "model.onnx").exists()
+    from harnet.backends import get_backend
+
+    assert get_backend(d, backend="onnx").path == out  # the backend finds it there

@@ -43,7 +43,8 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
 @click.option("--model", default=DEFAULT_MODEL, help="Registry name (see `harnet models`), model directory or hf://org/repo[@rev].")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", help="Inference backend.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-winograd", "onnx-int8"]), default="auto",
+              help="Inference backend; auto: ONNX Runtime (Winograd fp32) on CPU, torch on a GPU.")
 @click.option("--device", default=None, help="torch device for the torch backend (cpu, cuda, cuda:1).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for inference (default: all cores).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per inference batch.")

@@ -148,7 +148,24 @@ def _winograd_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return as_f(AT), as_f(G), as_f(BT)
 
 
-class _DirectEmitter:
+class _Emitter:
+    """What both layouts share: batch norm and the fixed anti-alias downsample over the time
+    axis (axis 3) with a (1, K) depthwise kernel."""
+
+    g: _Graph
+
+    def affine(self, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
+        ins = [x] + [self.g.const(prefix + "." + p, sd[prefix + "." + p].astype(np.float32))
+                     for p in ("weight", "bias", "running_mean", "running_var")]
+        return self.g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
+
+    def downsample(self, x: str, kernel: np.ndarray, factor: int, pad: int, base: str) -> str:
+        c, _, K = kernel.shape
+        return self.g.node("Conv", [x, self.g.const(base + ".w", kernel[:, :, None, :].astype(np.float32))], base,
+                           kernel_shape=[1, K], strides=[1, factor], pads=[0, pad, 0, pad], group=c)
+
+
+class _DirectEmitter(_Emitter):
     """Layout (N, C, 1, T): 2-D convolutions ONNX Runtime runs with its NCHWc kernels."""
 
     def __init__(self, g: _Graph) -> None:
@@ -170,21 +187,11 @@ class _DirectEmitter:
             ins.append(g.const(base + ".b", b.astype(np.float32)))
         return g.node("Conv", ins, base, kernel_shape=[1, 5], pads=[0, 0, 0, 0])
 
-    def affine(self, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
-        ins = [x] + [self.g.const(prefix + "." + p, sd[prefix + "." + p].astype(np.float32))
-                     for p in ("weight", "bias", "running_mean", "running_var")]
-        return self.g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
-
-    def downsample(self, x: str, kernel: np.ndarray, factor: int, pad: int, base: str) -> str:
-        c, _, K = kernel.shape
-        return self.g.node("Conv", [x, self.g.const(base + ".w", kernel[:, :, None, :].astype(np.float32))], base,
-                           kernel_shape=[1, K], strides=[1, factor], pads=[0, pad, 0, pad], group=c)
-
     def finish(self, x: str) -> str:
         return self.g.node("Flatten", [x], "features", axis=1)
 
 
-class _WinogradEmitter:
+class _WinogradEmitter(_Emitter):
     """Layout (1, C, N, T): the windows of a batch side by side on the "height" axis, so that a
     2-D convolution with a (1, k) kernel is a 1-D convolution of every window, and the channels
     of all windows form one matrix for Winograd's GEMMs.
@@ -252,16 +259,6 @@ class _WinogradEmitter:
         if t_out != T:
             o = g.node("Slice", [o, self.i64(0), self.i64(T), self.i64(3)], base + ".crop")
         return o
-
-    def affine(self, x: str, sd: Mapping[str, np.ndarray], prefix: str) -> str:
-        ins = [x] + [self.g.const(prefix + "." + p, sd[prefix + "." + p].astype(np.float32))
-                     for p in ("weight", "bias", "running_mean", "running_var")]
-        return self.g.node("BatchNormalization", ins, prefix, epsilon=_BN_EPS)
-
-    def downsample(self, x: str, kernel: np.ndarray, factor: int, pad: int, base: str) -> str:
-        c, _, K = kernel.shape
-        return self.g.node("Conv", [x, self.g.const(base + ".w", kernel[:, :, None, :].astype(np.float32))], base,
-                           kernel_shape=[1, K], strides=[1, factor], pads=[0, pad, 0, pad], group=c)
 
     def finish(self, x: str) -> str:
         c = self.g.node("Squeeze", [x, self.i64(0, 3)], "features_cn")  # (1, F, N, 1) -> (F, N)

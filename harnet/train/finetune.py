@@ -17,7 +17,6 @@ changed: the torch thread count set for a run is restored afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -25,10 +24,11 @@ import math
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..backends.torch_backend import num_threads as torch_threads  # noqa: F401 (also used by evaluate)
 from ..errors import InputError, ModelError
 
 log = logging.getLogger("harnet")
@@ -86,22 +86,6 @@ class FitResult:
 
 # ------------------------------------------------------------------------------------------
 # helpers
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Use ``n`` torch threads inside the block, then restore the previous setting."""
-    import torch
-
-    if not n:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def split_subjects(groups: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:

@@ -230,7 +230,10 @@ def backend_path(label: str, model_dir: Path, backend: str, threads: int | None,
         b: Any = OnnxBackend(model_dir, threads=threads, batch_size=batch, **kw)
     else:
         b = get_backend(model_dir, backend=backend, threads=threads, batch_size=batch)
-    return Path_(label, b.batch_size, str(getattr(b, "threads", None) or "default"), b.predict_proba)
+    th = str(getattr(b, "threads", None) or "default")
+    if getattr(b, "parallel", None) == "requests":
+        th += " req"  # `threads` single-threaded runs of one session at once (the ONNX default)
+    return Path_(label, b.batch_size, th, b.predict_proba)
 
 
 def onnx_file_path(label: str, path: Path, threads: int, batch: int, level: str = "all", default_session: bool = False) -> Path_:
@@ -317,10 +320,15 @@ def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak
     for p in paths[1:]:
         if p.name.startswith("(d)") and auto == "onnx-winograd" or p.name.startswith("(c)") and auto == "onnx":
             p.name += " [predict default]"
+    paths.append(backend_path("    Winograd, one session, intra-op thread pool", model_dir, "", None, None,
+                              algorithm="winograd", parallel="intra"))
     if not args.quick:
+        paths.append(backend_path("    direct, one session, intra-op thread pool", model_dir, "", None, None,
+                                  algorithm="direct", parallel="intra"))
         paths.append(backend_path("    torch backend, batch 256", model_dir, "torch", None, 256))
         paths.append(jit_path(model_dir))
         paths.append(backend_path("    Winograd, batch 16", model_dir, "onnx-winograd", None, 16))
+        paths.append(backend_path("    Winograd, batch 128", model_dir, "onnx-winograd", None, 128))
         paths.append(backend_path("    Winograd, batch 256", model_dir, "onnx-winograd", None, 256))
         paths.append(baseline_path(model_dir, threads=1))
         paths.append(backend_path("    Winograd, 1 thread", model_dir, "onnx-winograd", 1, None))

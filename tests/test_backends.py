@@ -203,3 +203,32 @@ def test_inference_benchmark_runs(tmp_path):
     for row in rows.values():
         assert row["windows_per_s"] > 0 and row["label_agreement"] == 1.0 and row["max_prob_diff"] < 1e-3
     assert "[predict default]" in r.stdout
+
+
+def test_onnx_parallel_requests_matches_one_session(h10, x10):
+    """Concurrent single-thread runs (the multi-core default) give the same windows, in order."""
+    import threading
+
+    from harnet.backends.onnx_backend import OnnxBackend, softmax
+
+    before = threading.active_count()
+    req = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=10)
+    assert req.parallel == "requests" and threading.active_count() == before  # no threads until used
+    intra = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=10, parallel="intra")
+    one = OnnxBackend(h10, algorithm="winograd", threads=1)
+    assert (intra.parallel, one.parallel) == ("intra", "intra")
+    x = np.concatenate([x10, x10[::-1][:3]])  # 67 windows: parts of 5, the last one short
+    ref = np.concatenate([one.predict_logits(x[i : i + 1]) for i in range(len(x))])  # one window at a time
+    for b in (req, intra, one):
+        got = b.predict_logits(x)
+        assert got.shape == (67, 4)
+        # batch composition changes GEMM blocking, so rounding: logits reach ~30 here
+        assert np.abs(got - ref).max() <= 1e-4
+        assert (got.argmax(1) == ref.argmax(1)).all()
+        assert np.abs(b.predict_proba(x) - softmax(ref)).max() <= 1e-5
+    assert np.abs(req.predict_logits(x[:1]) - ref[:1]).max() <= 1e-4
+    assert req.predict_logits(x[:0]).shape == (0, 4)
+    req.close()
+    assert threading.active_count() == before
+    with pytest.raises(ValueError, match="parallel"):
+        OnnxBackend(h10, parallel="processes")

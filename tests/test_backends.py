@@ -203,6 +203,27 @@ def test_inference_benchmark_runs(tmp_path):
     for row in rows.values():
         assert row["windows_per_s"] > 0 and row["label_agreement"] == 1.0 and row["max_prob_diff"] < 1e-3
     assert "[predict default]" in r.stdout
+    assert "one session, intra-op thread pool" in r.stdout  # the old threading mode stays measured
+
+
+def test_profile_benchmark_accounts_for_the_time():
+    """bench/profile_onnx.py: shares add up and the arithmetic FLOPs are the network's."""
+    import re
+
+    from conftest import ROOT
+
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_onnx.py"), "--arch", "harnet10", "--batch", "4", "--runs", "1", "--quick"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    shares = [float(v) for v in re.findall(r"^\s+\S+\s+([\d.]+)%$", r.stdout.split("the arithmetic")[0], re.M)]
+    assert 95.0 <= sum(shares) <= 100.1  # types under 0.2 % are not printed
+    parts = dict(re.findall(r"^\s+(direct convolutions|winograd GEMM|everything else)\s+([\d.]+)% of the time", r.stdout, re.M))
+    assert abs(sum(map(float, parts.values())) - 100.0) < 0.3
+    # harnet10: direct convs 3->64 and 64->64 x4 at T=300, 64->128 at T=150; Winograd = the rest / 2.5
+    assert "62.0 MFLOP/window" in r.stdout and "204.9 MFLOP/window" in r.stdout
+    assert re.search(r"ceiling if everything else took no time: \d+ w/s per core = [\d.]+x", r.stdout)
 
 
 def test_onnx_parallel_requests_matches_one_session(h10, x10):

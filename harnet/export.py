@@ -508,7 +508,8 @@ def export_onnx(
     the logits must be finite; a Winograd graph must match the direct graph; with
     ``compare_torch`` (default: when torch is importable) the graph must match the PyTorch
     network. The largest absolute logit difference allowed is ``tolerance`` (default
-    :data:`TOLERANCE`); else :class:`ModelError` and nothing is written. The differences found
+    :data:`TOLERANCE`) for logits up to 10 in magnitude, and in proportion for larger ones
+    (float32 rounding grows with the values); else :class:`ModelError` and nothing is written. The differences found
     are recorded in the metadata (``harnet_check``). Exporting itself needs no torch.
     """
     if opset < 17:
@@ -598,10 +599,13 @@ def _verify(
     for name, ref in refs:
         err = float(np.abs(got - ref).max())
         check[f"max_abs_logit_diff_vs_{name}"] = err
-        if err > tol:
+        # rounding differences scale with the logits (random-weight networks reach |logit| ~ 40);
+        # a real exporter bug is off by O(0.1) relative, far above this
+        allowed = tol * max(1.0, float(np.abs(ref).max()) / 10.0)
+        if err > allowed:
             raise ModelError(
                 f"the exported {algorithm} graph differs from the {name.replace('_', ' ')} by {err:.2e} "
-                f"(> {tol:g}); this is a bug in harnet's exporter: please report it"
+                f"(> {allowed:.2g}); this is a bug in harnet's exporter: please report it"
             )
     return check
 

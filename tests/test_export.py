@@ -249,3 +249,23 @@ def test_default_path_of_a_read_only_model_dir_is_the_cache(tmp_path, monkeypatc
     from harnet.backends import get_backend
 
     assert get_backend(d, backend="onnx").path == out  # the backend finds it there
+
+
+def test_export_check_catches_a_wrong_graph(h10):
+    """The export's own check refuses a graph that does not compute the network (here: one
+    weight of the reference changed by 1 %), while float32 rounding passes."""
+    from safetensors.numpy import load_file
+
+    from harnet.export import _verify, build_graph
+    from harnet.modeldir import read_config
+
+    cfg = read_config(h10)
+    sd = load_file(str(h10 / "model.safetensors"))
+    proto = build_graph(sd, "harnet10", 4)
+    ok = _verify(proto, sd, cfg, 4, 1e-4, True, "direct")
+    assert 0 <= ok["max_abs_logit_diff_vs_torch"] <= 1e-4
+    bad = dict(sd)
+    key = "feature_extractor.layer3.1.conv1.weight"
+    bad[key] = (sd[key] * 1.01).astype(np.float32)
+    with pytest.raises(ModelError, match="differs from the torch"):
+        _verify(proto, bad, cfg, 4, 1e-4, True, "direct")

@@ -8,6 +8,9 @@ time and the child's peak RSS.
     python bench/predict_week.py --model DIR           # a converted model directory
     python bench/predict_week.py --asleep-sdist        # convert the default model's weights from
                                                        # the asleep 0.5.0 sdist on PyPI (same sha256)
+    python bench/predict_week.py --asleep-sdist --compare-backend onnx --compare-backend torch
+                                                       # then run it again with another backend and
+                                                       # compare labels, probabilities, daily hours
 
 Targets (issue: predict): peak RSS < 3 GB; non-inference stages together < 60 s; end to end
 < 150 s on a 2-core machine.
@@ -61,6 +64,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--compare-backend", action="append", default=[],
+                    help="also run with this backend (repeatable) and compare its outputs with the first run's")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     cwa = make_week(OUT / f"week{args.days}.cwa", args.days)
@@ -87,6 +92,37 @@ def main() -> None:
     print(f"{'end to end':<12}{wall:>10.1f}   (target < 150 s; includes start-up and writing)")
     print(f"inference: {n / max(st.get('inference', 1e-9), 1e-9):.0f} windows/s")
     print(f"peak RSS:   {rss_gb:.2f} GB   (target < 3 GB)")
+    for other in args.compare_backend:
+        compare(cmd, out, other, info["model"]["backend"])
+
+
+def compare(cmd: list[str], out: Path, other: str, name: str) -> None:
+    """Run the same command with backend `other` and compare window labels and daily hours."""
+    import numpy as np
+    import pandas as pd
+
+    out2 = out.with_name(f"week-compare-{other}.csv")
+    cmd2 = [c if c != str(out) else str(out2) for c in cmd]
+    cmd2[cmd2.index("--backend") + 1] = other
+    print("\n$", " ".join(cmd2))
+    t = time.perf_counter()
+    subprocess.run(cmd2, check=True)
+    wall = time.perf_counter() - t
+    b2 = json.loads(out2.with_name(f"week-compare-{other}-info.json").read_text())["model"]["backend"]
+    a = pd.read_parquet(out.with_name("week-summary-timeseries.parquet"))
+    b = pd.read_parquet(out2.with_name(f"week-compare-{other}-timeseries.parquet"))
+    worn = a["wear"].to_numpy()
+    assert len(a) == len(b) and (b["wear"].to_numpy() == worn).all()
+    probs = [c for c in a.columns if c.startswith("prob_")]
+    print(f"{b2}: end to end {wall:.1f} s; {name} vs {b2} on {int(worn.sum()):,} worn windows:")
+    for col in ("label_raw", "label"):
+        same = (a[col].astype(object).fillna("-") == b[col].astype(object).fillna("-")).to_numpy()
+        print(f"  {col:<10} agreement {same[worn].mean():.4%} ({int((~same[worn]).sum())} windows differ)")
+    d = np.abs(a[probs].to_numpy()[worn] - b[probs].to_numpy()[worn]).max()
+    print(f"  max |probability difference| {d:.1e}")
+    da, db = pd.read_csv(out), pd.read_csv(out2)
+    hours = [c for c in da.columns if c.endswith("(hours)")]
+    print(f"  daily summary: largest difference in any (hours) column {np.abs(da[hours].to_numpy() - db[hours].to_numpy()).max():.2e} h")
 
 
 if __name__ == "__main__":

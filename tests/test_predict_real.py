@@ -91,6 +91,55 @@ def test_asleep_model_on_real_walk(tmp_path):
     assert "Oxford" in info["model"]["licence"]
 
 
+
+@pytest.fixture(scope="module")
+def asleep_model(tmp_path_factory):
+    """The published asleep 0.5.0 classifier (the default model's weights) from its PyPI sdist."""
+    from _pypi import member, sdist
+
+    bundle = member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma",
+                    "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10")
+    model = tmp_path_factory.mktemp("asleep") / "m"
+    assert main(["convert", str(bundle), "--out", str(model), "--name", "harnet30-c24-walmsley"]) == 0
+    return model
+
+
+@pytest.mark.shared_data
+@pytest.mark.pypi
+@pytest.mark.slow
+@pytest.mark.parametrize("rel,extra", CASES, ids=[c[0].split("/")[-1] for c in CASES])
+def test_onnx_backends_give_the_torch_labels_on_real_recordings(rel, extra, tmp_path, asleep_model):
+    """`harnet predict --backend onnx` and the default (Winograd) give the labels of
+    `--backend torch`, window by window and in the daily totals, with the real classifier."""
+    path = shared_path(rel)
+    if "java" in extra:
+        if not java_available():
+            pytest.skip("no Java runtime: actipy cannot read .gt3x/.bin here")
+        extra = []
+    got = {}
+    for backend in ("torch", "onnx", "auto"):
+        out = tmp_path / backend / "summary.csv"
+        rc, err = _predict([str(path), "--model", str(asleep_model), "--out", str(out), "--backend", backend, *extra])
+        assert rc == 0, err
+        info = json.loads((out.parent / "summary-info.json").read_text())
+        got[info["model"]["backend"]] = (pd.read_parquet(out.parent / "summary-timeseries.parquet"), pd.read_csv(out))
+    assert set(got) == {"torch", "onnx", "onnx-winograd"}
+    ts_t, daily_t = got["torch"]
+    probs = [c for c in ts_t.columns if c.startswith("prob_")]
+    worn = ts_t["wear"].to_numpy()  # files with no complete worn window compare as all-NaN
+    for name in ("onnx", "onnx-winograd"):
+        ts, daily = got[name]
+        for col in ("label_raw", "label"):  # NaN where no complete worn window
+            a, b = ts[col].astype(object).fillna("-"), ts_t[col].astype(object).fillna("-")
+            assert len(a) == len(b) and (a == b).all(), (name, col, int((a != b).sum()))
+        assert (ts["wear"].to_numpy() == worn).all()
+        if worn.any():
+            d = np.abs(ts[probs].to_numpy()[worn] - ts_t[probs].to_numpy()[worn]).max()
+            assert d <= 1e-4, (name, d)
+        hours = [c for c in daily_t.columns if c.endswith("(hours)")]
+        pd.testing.assert_frame_equal(daily[hours], daily_t[hours], check_exact=False, atol=1e-9)
+
+
 def test_shared_data_folder_is_referenced_not_copied():
     import subprocess
 

@@ -253,3 +253,34 @@ def test_onnx_parallel_requests_matches_one_session(h10, x10):
     assert threading.active_count() == before
     with pytest.raises(ValueError, match="parallel"):
         OnnxBackend(h10, parallel="processes")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_onnx_parallel_backend_works_in_a_forked_child(h10, x10):
+    """A backend used before a fork (multiprocessing's default on Linux) still runs in the child:
+    the child makes its own worker threads instead of waiting on the parent's, which it lacks."""
+    import os
+
+    from harnet.backends.onnx_backend import OnnxBackend
+
+    b = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=8)
+    ref = b.predict_logits(x10[:16])  # the parent's pool now exists
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: answer within the timeout or be killed
+        try:
+            os.close(r)
+            import signal
+
+            signal.alarm(60)
+            ok = np.abs(b.predict_logits(x10[:16]) - ref).max() <= 1e-4
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        got = os.read(r, 1)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert got == b"1"

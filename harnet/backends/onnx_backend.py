@@ -190,6 +190,7 @@ class OnnxBackend:
             parallel = "requests" if self.threads > 1 else "intra"
         self.parallel = parallel
         self._pool: Any = None  # created on first use (no threads at construction)
+        self._pool_pid = 0
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1 if parallel == "requests" else self.threads
         so.inter_op_num_threads = 1
@@ -276,8 +277,9 @@ class OnnxBackend:
             # the pool hands the parts out as cores free up
             from concurrent.futures import ThreadPoolExecutor
 
-            if self._pool is None:
+            if self._pool is None or self._pool_pid != os.getpid():  # a forked child has no pool threads
                 self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="harnet-onnx")
+                self._pool_pid = os.getpid()
             part = max(1, -(-min(b, n) // self.threads))  # a short input still uses every thread
             starts = range(0, n, part)
             ys = list(self._pool.map(lambda i: self._run(x[i : i + part]), starts))

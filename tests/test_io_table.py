@@ -248,3 +248,16 @@ def test_reference_csv_equals_cwa_reader():
     assert len(a) == len(b) == 71400
     np.testing.assert_array_equal(a.xyz, b.xyz)
     assert np.abs(a.time - b.time).max() <= MS
+
+
+def test_numeric_time_out_of_int64_range_is_refused(tmp_path):
+    """A Unix time no nanosecond clock can hold is named by row, not cast into garbage."""
+    import warnings
+
+    t, xyz = _data(50)
+    secs = [f"{s:.3f}" for s in t.astype(np.int64) / 1e9]
+    secs[7] = "1e13"  # year ~318,000 as seconds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        with pytest.raises(InputError, match=r"row 8 has a time out of range \(1e\+13 as unix_s\)"):
+            read_device(_write_csv(tmp_path / "far.csv", secs, xyz, header=None), time_format="unix_s")

@@ -145,7 +145,13 @@ def _time_to_ns(arr: Any, time_format: str | None, path: Path, row0: int, state:
                 )
         state["TimeFormat"] = fmt
         per = 1e6 if fmt == "unix_s" else 1e3
-        return np.rint(v * per).astype(np.int64) * 1000  # to the microsecond, then ns
+        us = np.rint(v * per)
+        far = np.abs(us) > 9.2e15  # beyond about 2261 AD / before 1678: no int64 nanosecond time
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            raise InputError(f"{path}: row {row0 + i + 1} has a time out of range ({v[i]:.6g} as {fmt}); "
+                             "fix the row or pass the right time_format")
+        return us.astype(np.int64) * 1000  # to the microsecond, then ns
     if pa.types.is_timestamp(t):
         if t.tz is not None:
             state["TimeZone"] = t.tz

@@ -23,7 +23,9 @@ def make_model_dir(path: Path, arch: str = "harnet10", *, seed: int = 0, negativ
     from harnet.modeldir import save_model_dir
 
     g = torch.Generator().manual_seed(seed)
-    m = build(arch, labels=labels).eval()
+    with torch.random.fork_rng(devices=[]):  # the weights' own init draws from the global RNG
+        torch.manual_seed(seed)
+        m = build(arch, labels=labels).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm1d):

@@ -121,22 +121,10 @@ def synthetic(n: int, T: int, seed: int = 0) -> np.ndarray:
 
 def proxy_model_dir(arch: str, out: Path, seed: int = 0) -> Path:
     """A random-init network whose BNs carry non-trivial statistics (a weak proxy for real weights)."""
-    import torch
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _tinymodels import make_model_dir
 
-    from harnet.model import build
-    from harnet.modeldir import save_model_dir
-
-    g = torch.Generator().manual_seed(seed)
-    m = build(arch, labels=("light", "moderate-vigorous", "sedentary", "sleep")).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm1d):
-                c = mod.num_features
-                mod.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
-                mod.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
-                mod.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                mod.bias.copy_(torch.randn(c, generator=g) * 0.2)
-    return save_model_dir(m, out, provenance={"source": "bench proxy (random init)"})
+    return make_model_dir(out, arch, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------

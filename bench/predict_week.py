@@ -49,10 +49,9 @@ def asleep_model() -> Path:
     if (target / "config.json").is_file():
         return target
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from _pypi import member, sdist  # downloads the sdist from PyPI once
+    from _pypi import asleep_bundle  # downloads the sdist from PyPI once
 
-    bundle = member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma",
-                    "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10")
+    bundle = asleep_bundle()
     subprocess.run(["harnet", "convert", str(bundle), "--out", str(target), "--name", "harnet30-c24-walmsley", "--force"], check=True)
     return target
 

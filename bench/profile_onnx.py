@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-WINDOW = {"harnet5": 5, "harnet10": 10, "harnet30": 30}
+from inference import WINDOW  # noqa: E402 (bench/ is on sys.path above)
 
 
 def conv_flops(arch: str) -> tuple[float, float]:

@@ -509,8 +509,9 @@ def export_onnx(
     ``compare_torch`` (default: when torch is importable) the graph must match the PyTorch
     network. The largest absolute logit difference allowed is ``tolerance`` (default
     :data:`TOLERANCE`) for logits up to 10 in magnitude, and in proportion for larger ones
-    (float32 rounding grows with the values); else :class:`ModelError` and nothing is written. The differences found
-    are recorded in the metadata (``harnet_check``). Exporting itself needs no torch.
+    (float32 rounding grows with the values); else :class:`ModelError` and nothing is
+    written. The differences found are recorded in the metadata (``harnet_check``). Exporting
+    itself needs no torch.
     """
     if opset < 17:
         raise ModelError(f"opset {opset} is too old; harnet exports opset 17 or newer")

@@ -21,6 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("HARNET_TEST_PYPI_CACHE", ROOT / ".cache" / "pypi"))
 _ELSEWHERE = (Path("/work/main/.cache/pypi"),)  # the project's own checkout, when tests run from a clone
+#: sha256 of asleep 0.5.0's assets/ssl.joblib.lzma, the default model's weights (reference.md section 2)
+ASLEEP_SSL_SHA256 = "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10"
 _OFFLINE_SIGNS = ("connection", "network", "resolve", "temporary failure", "timed out", "no matching distribution",
                   "could not find a version", "max retries", "ssl")
 
@@ -86,3 +88,8 @@ def _extract(archive: Path, name: str, out: Path) -> None:
             while b := f.read(1 << 20):
                 g.write(b)
         os.replace(tmp, out)
+
+
+def asleep_bundle() -> Path:
+    """The asleep 0.5.0 classifier bundle (the default model's weights) from its PyPI sdist."""
+    return member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma", ASLEEP_SSL_SHA256)

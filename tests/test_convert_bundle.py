@@ -16,15 +16,14 @@ from harnet.convert import read_bundle
 from harnet.modeldir import load_model_dir
 from harnet_cli.main import main as cli_main
 
-from _pypi import member, sdist  # tests/ is on sys.path (pytest rootdir-relative imports)
-
-ASLEEP_SSL_SHA256 = "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10"  # reference.md section 2
+from _pypi import ASLEEP_SSL_SHA256  # tests/ is on sys.path (pytest rootdir-relative imports)
+from _pypi import asleep_bundle as _asleep_bundle
 LABELS = ("light", "moderate-vigorous", "sedentary", "sleep")
 
 
 @pytest.fixture(scope="module")
 def asleep_bundle():
-    return member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma", ASLEEP_SSL_SHA256)
+    return _asleep_bundle()
 
 
 def _still(rng: np.random.Generator, n: int, gravity: tuple[float, float, float]) -> np.ndarray:

@@ -60,21 +60,25 @@ def test_every_device_file_predicts(rel, extra, tmp_path, model30_dir):
     assert info["ValidWindows"] == int(ts["wear"].sum())
 
 
+@pytest.fixture(scope="module")
+def asleep_model(tmp_path_factory):
+    """The published asleep 0.5.0 classifier (the default model's weights), converted once."""
+    from _pypi import asleep_bundle
+
+    model = tmp_path_factory.mktemp("asleep") / "m"
+    assert main(["convert", str(asleep_bundle()), "--out", str(model), "--name", "harnet30-c24-walmsley"]) == 0
+    return model
+
+
 @pytest.mark.shared_data
 @pytest.mark.pypi
 @pytest.mark.slow
-def test_asleep_model_on_real_walk(tmp_path):
+def test_asleep_model_on_real_walk(tmp_path, asleep_model):
     """The published asleep classifier (converted from the PyPI sdist) on 12 minutes of real
     walking recorded with an AX3 (610 steps): most worn time is moderate-vigorous, none is sleep."""
-    from _pypi import member, sdist
-
     path = shared_path("devices/openmovement/example-610-steps.cwa")
-    bundle = member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma",
-                    "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10")
-    model = tmp_path / "asleep"
-    assert main(["convert", str(bundle), "--out", str(model), "--name", "harnet30-c24-walmsley"]) == 0
     out = tmp_path / "summary.csv"
-    rc, err = _predict([str(path), "--model", str(model), "--out", str(out)])
+    rc, err = _predict([str(path), "--model", str(asleep_model), "--out", str(out)])
     assert rc == 0, err
     ts = pd.read_parquet(tmp_path / "summary-timeseries.parquet")
     worn = ts[ts["wear"]]
@@ -90,18 +94,6 @@ def test_asleep_model_on_real_walk(tmp_path):
     info = json.loads((tmp_path / "summary-info.json").read_text())
     assert "Oxford" in info["model"]["licence"]
 
-
-
-@pytest.fixture(scope="module")
-def asleep_model(tmp_path_factory):
-    """The published asleep 0.5.0 classifier (the default model's weights) from its PyPI sdist."""
-    from _pypi import member, sdist
-
-    bundle = member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma",
-                    "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10")
-    model = tmp_path_factory.mktemp("asleep") / "m"
-    assert main(["convert", str(bundle), "--out", str(model), "--name", "harnet30-c24-walmsley"]) == 0
-    return model
 
 
 @pytest.mark.shared_data

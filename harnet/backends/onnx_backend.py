@@ -271,27 +271,24 @@ class OnnxBackend:
         n = len(x)
         if n == 0:
             return np.empty((0, len(self.labels)), np.float32)
-        b = self.batch_size
         if self.parallel == "requests" and n > 1:
-            # batch_size windows in flight in all: each run takes batch_size / threads of them;
-            # the pool hands the parts out as cores free up
+            # batch_size windows in flight in all: each run takes batch_size / threads of them,
+            # and the pool hands the parts out as cores free up
+            part = max(1, -(-min(self.batch_size, n) // self.threads))  # a short input still uses every thread
+            mapper = self._executor().map
+        else:
+            part, mapper = self.batch_size, map
+        ys = mapper(lambda i: self._run(x[i : i + part]), range(0, n, part))
+        return np.concatenate(list(ys)).astype(np.float32, copy=False)
+
+    def _executor(self) -> Any:
+        """This process's worker threads for ``parallel="requests"`` (a forked child makes its own)."""
+        if self._pool is None or self._pool_pid != os.getpid():
             from concurrent.futures import ThreadPoolExecutor
 
-            if self._pool is None or self._pool_pid != os.getpid():  # a forked child has no pool threads
-                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="harnet-onnx")
-                self._pool_pid = os.getpid()
-            part = max(1, -(-min(b, n) // self.threads))  # a short input still uses every thread
-            starts = range(0, n, part)
-            ys = list(self._pool.map(lambda i: self._run(x[i : i + part]), starts))
-            return np.concatenate(ys).astype(np.float32, copy=False)
-        out = None
-        for i in range(0, n, b):
-            y = self._run(x[i : i + b])
-            if out is None:
-                out = np.empty((n, y.shape[1]), np.float32)
-            out[i : i + len(y)] = y
-        assert out is not None
-        return out
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="harnet-onnx")
+            self._pool_pid = os.getpid()
+        return self._pool
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax probabilities float32 ``(N, C)`` for windows ``(N, 3, T)`` in g at 30 Hz."""

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-DEFAULT_MODEL = "harnet30-c24-walmsley"
+from harnet.arch import DEFAULT_MODEL
 
 
 def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

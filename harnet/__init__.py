@@ -29,7 +29,7 @@ _LAZY = {
     "read_device": "harnet.io:read_device",
     "predict_file": "harnet.pipeline:predict_file",
     "summarize": "harnet.summary:summarize",
-    "export_onnx": "harnet.export:export_onnx",
+    "export_onnx": "harnet.onnx.export:export_onnx",
     "predict_many": "harnet.batch:predict_many",
 }
 

@@ -293,7 +293,7 @@ def _worker_backend(task: RecordingTask) -> Any:
     with _BACKENDS_LOCK:
         b = _BACKENDS.get(key)
         if b is None:
-            from .backends import get_backend
+            from .predictor import get_backend
 
             b = get_backend(
                 task.model_dir, backend=task.backend, threads=task.threads,
@@ -645,10 +645,10 @@ def process_batch(
     ``client``: a ``distributed.Client`` to run on a Dask cluster instead of local processes.
     Returns a :class:`BatchReport`; failed inputs are also listed in ``outdir/failures.csv``.
     """
-    from .backends import resolve_backend
     from .loading import resolve_model_dir
     from .modeldir import read_config
     from .pipeline import PredictOptions
+    from .predictor import resolve_backend
 
     t_start = _time.perf_counter()
     opts = options or PredictOptions()
@@ -669,7 +669,7 @@ def process_batch(
         )
     backend = resolve_backend(mdir, opts.backend, opts.device)
     if backend.startswith("onnx"):
-        from .backends.onnx_backend import ensure_onnx
+        from .onnx.export import ensure_onnx
 
         ensure_onnx(mdir)  # export once here, not in every worker at the same time
     identity = result_identity(opts.to_dict(), cfg, backend)

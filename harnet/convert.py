@@ -528,12 +528,12 @@ def _provenance(path: Path, entry: Any, fmt: str, extra: Mapping[str, Any]) -> d
 
 
 def _check_entry_window(entry: Any, arch: str, path: Path) -> None:
-    from .model import _WINDOW_SEC
+    from .arch import WINDOW_SEC
 
     w = getattr(entry, "window_sec", None) if entry is not None else None
-    if w is not None and int(w) != _WINDOW_SEC[arch]:
+    if w is not None and int(w) != WINDOW_SEC[arch]:
         raise ModelError(
-            f"{path} holds a {arch} network ({_WINDOW_SEC[arch]}-s windows) but the registry entry "
+            f"{path} holds a {arch} network ({WINDOW_SEC[arch]}-s windows) but the registry entry "
             f"{getattr(entry, 'name', '?')} says {w}-s windows; is it the right file?"
         )
 
@@ -681,7 +681,8 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     import torch
 
     from .hmm import HMM
-    from .model import _WINDOW_SEC, arch_from_state_dict, build
+    from .arch import WINDOW_SEC
+    from .model import arch_from_state_dict, build
     from .modeldir import _load_strict, save_model_dir
 
     top = read_bundle(path)
@@ -691,8 +692,8 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     arch = arch_from_state_dict(sd)
     _check_entry_window(entry, arch, path)
     w = top.get("window_sec", holder.get("window_sec"))
-    if isinstance(w, (int, float)) and int(w) != _WINDOW_SEC[arch]:
-        raise ModelError(f"{path} says window_sec={w} but holds a {arch} network ({_WINDOW_SEC[arch]} s)")
+    if isinstance(w, (int, float)) and int(w) != WINDOW_SEC[arch]:
+        raise ModelError(f"{path} says window_sec={w} but holds a {arch} network ({WINDOW_SEC[arch]} s)")
     head = sd.get("classifier.linear2.weight")
     if head is None:
         raise ModelError(f"{path} has no classifier.linear2.weight; it is not a classifier bundle")

@@ -1,7 +1,7 @@
 """``predict_file``: device file -> per-window labels -> daily summaries, in bounded memory.
 
-Stages: read (``harnet.io``), calibrate and detect non-wear (``harnet.preprocess``), resample
-and cut clock-aligned windows a day at a time (``harnet.windows``), classify the valid windows
+Stages: read (``harnet.io``), calibrate and detect non-wear (``harnet.signal``), resample
+and cut clock-aligned windows a day at a time (``harnet.signal.windows``), classify the valid windows
 (``harnet.backends``), smooth with the model's HMM (``harnet.hmm``), summarise
 (``harnet.summary``). The CLI's ``harnet predict`` is a thin layer over this module.
 """
@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .arch import DEFAULT_MODEL
 from .errors import HarnetError, InputError
 
 log = logging.getLogger("harnet")
@@ -34,7 +35,7 @@ MAX_SPAN_DAYS = 400
 class PredictOptions:
     """Every option of ``harnet predict`` that changes results (recorded in info.json)."""
 
-    model: str = "harnet30-c24-walmsley"
+    model: str = DEFAULT_MODEL
     backend: str = "auto"
     device: str | None = None
     threads: int | None = None
@@ -122,13 +123,14 @@ def predict_recording(
     """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`)."""
     import pandas as pd
 
-    from . import preprocess
-    from .backends import get_backend
+    from .signal.calibrate import calibrate_gravity
+    from .signal.nonwear import detect_nonwear
     from .hmm import HMM
     from .loading import resolve_model_dir
-    from .modeldir import HMM_FILE, read_config, sha256_file
+    from .predictor import get_backend
+    from .modeldir import HMM_FILE, read_config
     from .summary import summarize
-    from .windows import iter_chunks
+    from .signal.windows import iter_chunks
 
     opts = options or PredictOptions()
     timer = timer or _Timer()
@@ -166,14 +168,14 @@ def predict_recording(
     t0 = _time.perf_counter()
     calibrate = prep.get("calibrate_gravity", True) if opts.calibrate is None else opts.calibrate
     if calibrate:
-        info.update(preprocess.calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
+        info.update(calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
     else:
         info["CalibOK"] = 0
         info["CalibSkipped"] = True
     detect = prep.get("detect_nonwear", True) if opts.detect_nonwear is None else opts.detect_nonwear
     nonwear = None
     if detect:
-        nonwear = preprocess.detect_nonwear(
+        nonwear = detect_nonwear(
             rec, patience_min=opts.nonwear_patience_min, stationary_std_g=opts.nonwear_std_mg / 1000.0
         )
         info.update(nonwear.info)

@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A harnet30 classifier with its ONNX export (random weights, generated at test time)."""
     from _tinymodels import make_model_dir
 
-    from harnet.backends.onnx_backend import ensure_onnx
+    from harnet.onnx.export import ensure_onnx
 
     d = make_model_dir(tmp_path_factory.mktemp("batchmodel") / "m30", "harnet30", seed=3)
     ensure_onnx(d)

@@ -146,8 +146,8 @@ def test_the_scanner_catches_what_it_should(snippet, flagged):
 
 
 def test_window_tables_agree():
-    """modeldir keeps a torch-free copy of the architecture windows: it must match the model's."""
-    from harnet import modeldir
-    from harnet.model import _WINDOW_SEC
+    """One table of architecture windows (harnet.arch, torch-free): model and modeldir use it."""
+    from harnet import arch, model, modeldir
 
-    assert modeldir._WINDOW_SEC == _WINDOW_SEC
+    assert modeldir.WINDOW_SEC is arch.WINDOW_SEC and model.WINDOW_SEC is arch.WINDOW_SEC
+    assert arch.WINDOW_SEC == {"harnet5": 5, "harnet10": 10, "harnet30": 30}

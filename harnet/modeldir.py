@@ -174,7 +174,7 @@ def load_model_dir(
         raise ModelError(f"cannot read {wpath}: {e}") from None
     if backbone:
         sd = {**{k: v for k, v in model.state_dict().items() if k.startswith("classifier.")}, **sd}
-    _load_strict(model, sd, source=str(wpath))
+    load_strict(model, sd, source=str(wpath))
     hpath = d / HMM_FILE
     if hpath.is_file():
         model.hmm = HMM.load(hpath)
@@ -190,7 +190,7 @@ def load_model_dir(
     return model.eval()
 
 
-def _load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
+def load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]

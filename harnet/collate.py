@@ -149,7 +149,7 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
     """Read a batch output folder into a :class:`Cohort` (see the module docstring)."""
     import pandas as pd
 
-    from .batch import FAILURES_FILE, NEUTRAL_OPTIONS
+    from .outputs import FAILURES_FILE, NEUTRAL_OPTIONS
 
     d = Path(outdir)
     if not d.is_dir():

@@ -9,12 +9,11 @@ and cut clock-aligned windows a day at a time (``harnet.signal.windows``), class
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,7 +67,9 @@ class PredictResult:
     window_sec: int
 
 
-class _Timer:
+class StageTimer:
+    """Seconds per stage (read, preprocess, windows, inference, hmm, summary), summed."""
+
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
@@ -118,7 +119,7 @@ def predict_recording(
     backend: Any = None,
     model_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
-    timer: _Timer | None = None,
+    timer: StageTimer | None = None,
 ) -> PredictResult:
     """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`)."""
     import pandas as pd
@@ -133,7 +134,7 @@ def predict_recording(
     from .signal.windows import iter_chunks
 
     opts = options or PredictOptions()
-    timer = timer or _Timer()
+    timer = timer or StageTimer()
     mdir = Path(model_dir) if model_dir is not None else resolve_model_dir(opts.model)
     cfg = read_config(mdir)
     if cfg.get("kind") == "backbone":
@@ -333,7 +334,7 @@ def predict_file(
     opts = options or PredictOptions()
     if model is not None or kwargs:
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
-    timer = _Timer()
+    timer = StageTimer()
     t0 = _time.perf_counter()
     rec = read_device(path, **opts.reader)
     timer.add("read", _time.perf_counter() - t0)
@@ -346,107 +347,3 @@ def predict_file(
     res.info["input"] = {"path": str(path), "name": Path(path).name}
     res.info["StageSeconds"] = {k: round(v, 3) for k, v in timer.times.items()}
     return res
-
-
-# ---- writing -----------------------------------------------------------------------------
-
-def output_paths(out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None) -> dict[str, Path]:
-    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder."""
-    if out is not None:
-        o = Path(out)
-        stem = o.name[: -len(o.suffix)] if o.suffix else o.name
-        return {
-            "daily": o,
-            "windows": o.with_name(f"{stem}-timeseries.parquet"),
-            "info": o.with_name(f"{stem}-info.json"),
-        }
-    if outdir is None:
-        raise InputError("give --out PATH.csv or --outdir DIR")
-    d = Path(outdir) / (name or "recording")
-    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json"}
-
-
-def json_clean(o: Any) -> Any:
-    """Make ``o`` strict-JSON-safe: NaN/inf become null, numpy scalars and arrays plain Python."""
-    if isinstance(o, dict):
-        return {str(k): json_clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [json_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return json_clean(o.tolist())
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
-def _iso_times(t: Any) -> Any:
-    """``Timestamp.isoformat()`` of every time in a Series, vectorised (a Python call per window
-    took minutes for a recording spanning months). Falls back to isoformat for sub-second times
-    or offsets that are not whole minutes."""
-    import pandas as pd
-
-    idx = pd.DatetimeIndex(t).as_unit("ns")
-    wall = (idx.tz_localize(None) if idx.tz is not None else idx).asi8
-    off = (wall - idx.asi8) // 1_000_000_000 if idx.tz is not None else None
-    if (wall % 1_000_000_000).any() or (off is not None and (off % 60).any()):
-        return t.map(lambda x: x.isoformat())
-    text = np.datetime_as_string(wall.view("datetime64[ns]").astype("datetime64[s]"), unit="s").astype(object)
-    if off is not None:
-        u, inv = np.unique(off, return_inverse=True)
-        sfx = np.array([f"{'+' if o >= 0 else '-'}{abs(int(o)) // 3600:02d}:{abs(int(o)) % 3600 // 60:02d}" for o in u], dtype=object)
-        text = text + sfx[inv.reshape(-1)]
-    return pd.Series(text, index=t.index, name=t.name)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def write_outputs(
-    result: PredictResult,
-    paths: Mapping[str, Path],
-    *,
-    plot: str | Path | None = None,
-    windows_path: str | Path | None = None,
-) -> dict[str, Path]:
-    """Write daily CSV, per-window table (parquet or CSV by extension), info.json (and a plot).
-
-    Every file is first written to a temporary name; the final names appear only when all
-    files were written, so an interrupted or failed run leaves nothing that looks done.
-    """
-    import contextlib
-
-    from ._fileio import atomic_path
-
-    paths = dict(paths)
-    if windows_path is not None:
-        paths["windows"] = Path(windows_path)
-    if plot is not None:
-        paths["plot"] = Path(plot)
-    with contextlib.ExitStack() as stack:
-        tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        result.daily.to_csv(tmps["daily"], index=False)
-        w = result.windows.copy()
-        w["time"] = _iso_times(w["time"])
-        if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
-            w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
-        else:
-            w.to_parquet(tmps["windows"], index=False)
-        tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
-        if plot is not None:
-            from .plot import plot_days
-
-            plot_days(result.windows, result.labels, tmps["plot"])
-    return paths

@@ -318,7 +318,7 @@ def test_worker_death_costs_only_its_recording(tmp_path, tiny_model, monkeypatch
     # named CRASH kills its worker process with SIGKILL
     (hook / "sitecustomize.py").write_text(
         "import os, signal\n"
-        "import harnet.batch as b\n"
+        "import harnet.batch.worker as b\n"
         "_real = b.process_recording\n"
         "def _crashy(task):\n"
         "    if task.name == 'CRASH':\n"

@@ -3,7 +3,7 @@
 Stages: read (``harnet.io``), calibrate and detect non-wear (``harnet.signal``), resample
 and cut clock-aligned windows a day at a time (``harnet.signal.windows``), classify the valid windows
 (``harnet.backends``), smooth with the model's HMM (``harnet.hmm``), summarise
-(``harnet.summary``). The CLI's ``harnet predict`` is a thin layer over this module.
+(``harnet.measures``). The CLI's ``harnet predict`` is a thin layer over this module.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def predict_recording(
     from .loading import resolve_model_dir
     from .predictor import get_backend
     from .modeldir import HMM_FILE, read_config
-    from .summary import summarize
+    from .measures.activity import summarize
     from .signal.windows import iter_chunks
 
     opts = options or PredictOptions()

@@ -50,6 +50,7 @@ class PredictOptions:
     detect_nonwear: bool | None = None
     nonwear_patience_min: float = 90.0
     nonwear_std_mg: float = 15.0
+    calibration_stdtol_min: float | None = None  # g; still windows need every axis' SD above it
     lowpass_hz: float | None | str = "model"
     max_gap_s: float = 1.0
     reader: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +117,7 @@ def predict_recording(
     *,
     backend: Any = None,
     model_dir: str | Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     timer: _Timer | None = None,
 ) -> PredictResult:
     """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`)."""
@@ -166,7 +167,8 @@ def predict_recording(
     t0 = _time.perf_counter()
     calibrate = prep.get("calibrate_gravity", True) if opts.calibrate is None else opts.calibrate
     if calibrate:
-        info.update(preprocess.calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
+        info.update(preprocess.calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0,
+                                                 min_std_g=opts.calibration_stdtol_min))
     else:
         info["CalibOK"] = 0
         info["CalibSkipped"] = True
@@ -213,8 +215,8 @@ def predict_recording(
         has_data.append(ch.has_data)
         probs.append(p)
         done += len(ch.starts)
-        if progress is not None:
-            progress(done, 0)
+        if progress is not None:  # total: the windows the span needs (a clock-aligned one more)
+            progress("windows", done, max(done, int(span_s // window_sec) + 1))
     timer.add("windows", t_win)
     timer.add("inference", t_inf)
     if not starts:
@@ -304,7 +306,7 @@ def predict_file(
     model: str | None = None,
     *,
     options: PredictOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     **kwargs: Any,
 ) -> PredictResult:
     """Read a device file and return per-window labels, daily summaries and provenance.
@@ -325,6 +327,9 @@ def predict_file(
     Returns a :class:`PredictResult` with ``windows`` (one row per window: ``time``, ``acc``
     (mean ENMO, mg), ``wear``, ``nonwear``, ``label``, ``label_raw`` (before the HMM),
     ``prob_<class>``), ``daily`` (one row per day) and ``info`` (provenance, reader QC, summary).
+
+    ``progress(stage, done, total)``: called with ``"read"`` (bytes of the file) and then
+    ``"windows"`` (windows classified) so that a caller can show progress; nothing is printed.
     """
     from .io import read_device
 
@@ -333,7 +338,7 @@ def predict_file(
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
     timer = _Timer()
     t0 = _time.perf_counter()
-    rec = read_device(path, **opts.reader)
+    rec = read_device(path, progress=progress, **opts.reader)
     timer.add("read", _time.perf_counter() - t0)
     try:
         res = predict_recording(rec, opts, progress=progress, timer=timer)

@@ -91,8 +91,9 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
             sample_rate, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
 
-    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java), or
-    .csv/.csv.gz/.parquet tables.
+    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java),
+    ActiLife raw CSV exports (recognised by their header), or .csv/.csv.gz/.parquet tables.
+    Outputs: --out PATH.csv, or DIR/<name>/ with -o/--outdir DIR (default: outputs/<name>/).
 
     The default model is harnet30-c24-walmsley: harnet30 fine-tuned on Capture-24 with the
     Walmsley labels (sleep, sedentary, light, moderate-vigorous), published with the asleep

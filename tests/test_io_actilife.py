@@ -147,6 +147,8 @@ def test_table_options_are_refused_for_actilife(tmp_path):
     p = actilife(tmp_path / "a.csv", signal(60, 30))
     with pytest.raises(InputError, match="read from its own header; drop --time-col"):
         read_device(p, time_col="Timestamp")
+    with pytest.raises(InputError, match="drop --csv-start-row"):
+        read_device(p, start_row=11)
 
 
 def test_parse_header_fields(tmp_path):

@@ -117,7 +117,7 @@ def read_device(
         from harnet.io.actilife import is_actilife, read_actilife
         from harnet.io.table import read_table
 
-        if is_actilife(path):  # recognised by its first line, read from its own header
+        if path.name.lower().endswith((".csv", ".csv.gz")) and is_actilife(path):  # read from its own header
             given = [k for k in ("time_col", "xyz_cols", "time_format") if table_opts[k] is not None]
             rec = read_actilife(path, units=units or "g", sample_rate=sample_rate, progress=progress,
                                 **dict.fromkeys(given, True), **kw)

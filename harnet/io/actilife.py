@@ -146,7 +146,8 @@ def read_actilife(
     path = Path(path)
     given = [k for k, v in table_kw.items() if v is not None and not (k == "start_row" and v == 1) and not (k == "delimiter" and v == ",")]
     if given:
-        opts = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        names = {"start_row": "--csv-start-row", "delimiter": "--csv-delimiter", "header": "header"}
+        opts = ", ".join(names.get(k, f"--{k.replace('_', '-')}") for k in given)
         raise InputError(f"{path}: is an ActiLife export, read from its own header; drop {opts}")
     h = parse_header(path)
     fields = [c.strip().strip('"') for c in h["columns_line"].split(",")]

@@ -182,6 +182,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
                      walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
                      extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))
     code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
+    if len(inputs) == 1 and not quiet:  # one recording into DIR/<name>/: its warnings too
+        console.print_batch_warnings(inputs[0], outdir)
     if code:
         ctx.exit(code)
 

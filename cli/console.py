@@ -62,3 +62,17 @@ def warnings_of(info: dict[str, Any]) -> list[str]:
 def print_warnings(info: dict[str, Any]) -> None:
     for w in warnings_of(info):
         click.echo(f"harnet: warning: {w}", err=True)
+
+
+def print_batch_warnings(path: str, outdir: str) -> None:
+    """The warnings of one recording written by the batch runner into ``outdir/<name>/``."""
+    import json
+    from pathlib import Path
+
+    from harnet.batch import recording_names
+
+    if not Path(path).is_file():
+        return
+    info = Path(outdir) / recording_names([path], outdir)[0] / "info.json"
+    if info.is_file():
+        print_warnings(json.loads(info.read_text()))

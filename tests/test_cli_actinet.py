@@ -89,8 +89,12 @@ def test_outdir_short_option_and_actinet_default(three_days, model30_dir, tmp_pa
     assert predict([str(three_days), "-o", str(tmp_path / "res")], model30_dir)[0] == 0
     assert (tmp_path / "res" / "three-days" / "summary.csv").is_file()
     monkeypatch.chdir(tmp_path)
-    assert predict([str(three_days)], model30_dir)[0] == 0  # neither --out nor --outdir
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["predict", str(three_days), "--model", str(model30_dir)]) == 0  # neither --out nor --outdir
     assert (tmp_path / "outputs" / "three-days" / "summary.csv").is_file()
+    info = json.loads((tmp_path / "outputs" / "three-days" / "info.json").read_text())
+    assert info["CalibNote"] and f"harnet: warning: gravity calibration {info['CalibNote']}" in err.getvalue()
     assert dates(tmp_path / "outputs" / "three-days" / "summary.csv") == dates(tmp_path / "res" / "three-days" / "summary.csv")
 
 

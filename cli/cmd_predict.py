@@ -123,8 +123,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         inputs = (str(demo_path),)
     if not inputs:
         raise click.UsageError("give at least one input file (or --demo)")
-    if len(inputs) > 1 and not outdir:
-        raise click.UsageError("several inputs need --outdir DIR")
+    if len(inputs) > 1 and out and not outdir:
+        raise click.UsageError("several inputs need --outdir DIR (each recording gets DIR/<name>/), not --out")
     if not out and not outdir:
         outdir = "outputs"  # actinet's default: outputs/<recording name>/
     if lowpass in ("model",):

@@ -95,6 +95,13 @@ def test_outdir_short_option_and_actinet_default(three_days, model30_dir, tmp_pa
     assert (tmp_path / "outputs" / "three-days" / "summary.csv").is_file()
     info = json.loads((tmp_path / "outputs" / "three-days" / "info.json").read_text())
     assert info["CalibNote"] and f"harnet: warning: gravity calibration {info['CalibNote']}" in err.getvalue()
+    # several inputs without an output option: outputs/<name>/ each; with --out: a usage error
+    other = tmp_path / "other.cwa"
+    other.write_bytes(three_days.read_bytes())
+    assert predict([str(three_days), str(other)], model30_dir)[0] == 0
+    assert (tmp_path / "outputs" / "other" / "summary.csv").is_file()
+    rc, err = predict([str(three_days), str(other), "--out", "x.csv"], model30_dir)
+    assert rc == 2 and "several inputs need --outdir" in err
     assert dates(tmp_path / "outputs" / "three-days" / "summary.csv") == dates(tmp_path / "res" / "three-days" / "summary.csv")
 
 

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import click
 
 from harnet.arch import DEFAULT_MODEL
+from harnet_cli import console, predict_opts
 
 
 def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -41,7 +42,8 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
-@click.option("--outdir", type=click.Path(file_okay=False), help="Write each recording's outputs into DIR/<name>/.")
+@click.option("-o", "--outdir", type=click.Path(file_okay=False),
+              help="Write each recording's outputs into DIR/<name>/. Without --out and --outdir: outputs/<name>/ (as actinet).")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
 @click.option("--model", default=DEFAULT_MODEL, help="Registry name (see `harnet models`), model directory or hf://org/repo[@rev].")
@@ -82,6 +84,7 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--job-prologue", multiple=True, help="--cluster: shell line run before each worker (repeatable), e.g. 'module load python'.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage.")
+@predict_opts.options
 @click.pass_context
 def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
             no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
@@ -89,8 +92,9 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
             sample_rate, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
 
-    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java), or
-    .csv/.csv.gz/.parquet tables.
+    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java),
+    ActiLife raw CSV exports (recognised by their header), or .csv/.csv.gz/.parquet tables.
+    Outputs: --out PATH.csv, or DIR/<name>/ with -o/--outdir DIR (default: outputs/<name>/).
 
     The default model is harnet30-c24-walmsley: harnet30 fine-tuned on Capture-24 with the
     Walmsley labels (sleep, sedentary, light, moderate-vigorous), published with the asleep
@@ -120,10 +124,10 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         inputs = (str(demo_path),)
     if not inputs:
         raise click.UsageError("give at least one input file (or --demo)")
-    if len(inputs) > 1 and not outdir:
-        raise click.UsageError("several inputs need --outdir DIR")
+    if len(inputs) > 1 and out and not outdir:
+        raise click.UsageError("several inputs need --outdir DIR (each recording gets DIR/<name>/), not --out")
     if not out and not outdir:
-        raise click.UsageError("give --out PATH.csv (or --outdir DIR)")
+        outdir = "outputs"  # actinet's default: outputs/<recording name>/
     if lowpass in ("model",):
         lp = "model"
     elif lowpass.lower() in ("none", "off", "0"):
@@ -147,20 +151,28 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         reader["units"] = units
     if sample_rate is not None:
         reader["sample_rate"] = sample_rate
+    popts = dict(exclude_first_day=exclude_first_day, exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day)
+    force_download = predict_opts.apply(batch, reader, popts)
     opts = PredictOptions(
         model=model, backend=backend, device=device, threads=threads, batch_size=batch_size, hmm=not no_hmm,
-        timezone=timezone, start=start, end=end, exclude_first_day=exclude_first_day,
-        exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day, calibrate=calibrate,
+        timezone=timezone, start=start, end=end, calibrate=calibrate,
         detect_nonwear=detect_nonwear, nonwear_patience_min=nonwear_patience, nonwear_std_mg=nonwear_std,
-        lowpass_hz=lp, reader=reader,
+        lowpass_hz=lp, reader=reader, **popts,
     )
+    if force_download:
+        _force_download(model, quiet)
     if len(inputs) == 1 and out:
         path = inputs[0]
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
-        res = predict_file(path, options=opts)
+        bar = console.ProgressBar(console.show_bar(quiet))
+        try:
+            res = predict_file(path, options=opts, progress=bar)
+        finally:
+            bar.close()
         paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
         if not quiet:
+            console.print_warnings(res.info)
             _report(res, paths, verbose)
         return
     from harnet.batch import JobOptions  # many inputs: see harnet.batch
@@ -171,8 +183,19 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
                      walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
                      extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))
     code = _run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
+    if len(inputs) == 1 and not quiet:  # one recording into DIR/<name>/: its warnings too
+        console.print_batch_warnings(inputs[0], outdir)
     if code:
         ctx.exit(code)
+
+
+def _force_download(model: str, quiet: bool) -> None:
+    """--force-download: fetch a registry model's weights again before anything is read."""
+    from harnet import hub, registry
+
+    if model.startswith("hf://") or model not in registry.names():
+        raise click.UsageError(f"--force-download applies to registry models (see `harnet models`), not {model!r}")
+    hub.download(model, progress=None if not quiet else False, force=True)
 
 
 def _report(res, paths, verbose: bool) -> None:

@@ -44,7 +44,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="harnet")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors (also accepted after the command).")
 @click.pass_context
 def app(ctx: click.Context, debug: bool) -> None:
     """harnet: activity recognition from wearable accelerometer files with self-supervised networks."""
@@ -52,12 +52,21 @@ def app(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _debug_first(args: list[str]) -> list[str]:
+    """``--debug`` anywhere before a ``--`` (``harnet predict --debug ...``, as errors suggest)
+    means the group's --debug: move it to the front."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug"] + [a for a in args[:end] if a != "--debug"] + args[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns harnet's errors into one-line messages."""
     from harnet.errors import HarnetError
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    args = _debug_first(list(sys.argv[1:] if argv is None else argv))
+    debug = bool(args) and args[0] == "--debug"
     try:
         # with standalone_mode=False click returns ctx.exit()'s code instead of raising Exit
         rv = app.main(args=args, prog_name="harnet", standalone_mode=False)

@@ -375,12 +375,22 @@ def snapshot(spec: str, *, offline: bool | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def download(name_or_spec: str, *, progress: bool | None = None) -> Path:
+def download(name_or_spec: "str | WeightsEntry", *, progress: bool | None = None, force: bool = False) -> Path:
     """Pre-fill the cache with a registry entry's raw file or a ``hf://`` repo; return its local path.
 
     Run it where the network is reachable (a login node), then use the same ``HARNET_CACHE`` /
     ``HF_HOME`` offline. For ``hf://`` specs the progress display is huggingface_hub's own.
+    ``force``: download a registry entry again even when a verified copy is cached (actinet's
+    ``--force-download``); the cached copy is replaced only by a verified new one.
     """
-    if name_or_spec.startswith("hf://"):
+    if isinstance(name_or_spec, str) and name_or_spec.startswith("hf://"):
         return snapshot(name_or_spec)
+    if force:
+        entry = _resolve_entry(name_or_spec)
+        reason = _offline_reason(None)
+        if reason is not None:
+            raise OfflineError(f"--force-download needs the network to fetch {entry.name}, but harnet is offline ({reason})")
+        path = cached_path(entry)
+        with _lock(path, entry.name):
+            return _download_verified(entry, path, progress=progress, repair=False)
     return fetch(name_or_spec, progress=progress)

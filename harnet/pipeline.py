@@ -50,6 +50,7 @@ class PredictOptions:
     detect_nonwear: bool | None = None
     nonwear_patience_min: float = 90.0
     nonwear_std_mg: float = 15.0
+    calibration_stdtol_min: float | None = None  # g; still windows need every axis' SD above it
     lowpass_hz: float | None | str = "model"
     max_gap_s: float = 1.0
     reader: dict[str, Any] = field(default_factory=dict)
@@ -143,7 +144,7 @@ def predict_recording(
     backend: Any = None,
     model_dir: str | Path | None = None,
     predictor: Any = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     timer: StageTimer | None = None,
 ) -> PredictResult:
     """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`).
@@ -249,7 +250,7 @@ def predict_file(
     model: str | None = None,
     *,
     options: PredictOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     **kwargs: Any,
 ) -> PredictResult:
     """Read a device file and return per-window labels, daily summaries and provenance.
@@ -270,6 +271,9 @@ def predict_file(
     Returns a :class:`PredictResult` with ``windows`` (one row per window: ``time``, ``acc``
     (mean ENMO, mg), ``wear``, ``nonwear``, ``label``, ``label_raw`` (before the HMM),
     ``prob_<class>``), ``daily`` (one row per day) and ``info`` (provenance, reader QC, summary).
+
+    ``progress(stage, done, total)``: called with ``"read"`` (bytes of the file) and then
+    ``"windows"`` (windows classified) so that a caller can show progress; nothing is printed.
     """
     from .io import read_device
 
@@ -278,7 +282,7 @@ def predict_file(
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
     timer = StageTimer()
     t0 = _time.perf_counter()
-    rec = read_device(path, **opts.reader)
+    rec = read_device(path, progress=progress, **opts.reader)
     timer.add("read", _time.perf_counter() - t0)
     try:
         res = predict_recording(rec, opts, progress=progress, timer=timer)

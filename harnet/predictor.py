@@ -220,13 +220,14 @@ class Predictor:
         *,
         start_ns: int | None = None,
         end_ns: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
         timer: Any = None,
     ) -> Classified:
         """Prepared windows -> probabilities -> smoothed labels, in bounded memory.
 
         ``start_ns``/``end_ns`` (int ns on the device clock): only windows starting in
-        ``[start_ns, end_ns)`` are kept, before inference. ``timer``: a ``StageTimer`` (stages
+        ``[start_ns, end_ns)`` are kept, before inference. ``progress(stage, done, total)``: called
+        with ``"windows"`` after each chunk. ``timer``: a ``StageTimer`` (stages
         ``preprocess``, ``windows``, ``inference``, ``hmm``).
         """
         add = timer.add if timer is not None else (lambda stage, s: None)
@@ -237,6 +238,7 @@ class Predictor:
         starts, acc, valid, nw, has_data, probs = [], [], [], [], [], []
         t_win = t_inf = 0.0
         done = 0
+        span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
         t1 = _time.perf_counter()
         for ch in self.chunks(rec, nonwear, options):
             keep = _in_bounds(ch.starts, start_ns, end_ns)
@@ -259,8 +261,8 @@ class Predictor:
             has_data.append(ch.has_data)
             probs.append(p)
             done += len(ch.starts)
-            if progress is not None:
-                progress(done, 0)
+            if progress is not None:  # total: the windows the span needs (a clock-aligned one more)
+                progress("windows", done, max(done, int(span_s // self.window_sec) + 1))
         add("windows", t_win)
         add("inference", t_inf)
         if not starts:
@@ -327,7 +329,8 @@ def prepare_recording(rec: "Recording", prep: "Preprocessing", options: Any = No
     info: dict[str, Any] = {}
     stats = window_stats(rec) if (calibrate or detect) else None
     if calibrate:
-        info.update(calibrate_gravity(rec, stationary_std_g=std_g, stats=stats))
+        min_std_g = getattr(options, "calibration_stdtol_min", None) if options is not None else None
+        info.update(calibrate_gravity(rec, stationary_std_g=std_g, stats=stats, min_std_g=min_std_g))
         if info.get("CalibOK") == 1:
             stats = stats.calibrated([info[f"Calib{a}Slope"] for a in "xyz"])
     else:

@@ -432,12 +432,52 @@ CASES: list[Case] = [
          model="tampered-with-graph"),
     Case("model-not-found", _fine_cwa, "refused", 1, ("no-such-model",), names="no-such-model", model="missing"),
     # usage errors (exit 2)
-    Case("usage-no-out", _usage("--no-out-given"), "refused", 2, ("--out",), names="--out"),
     Case("usage-threads-0", _usage("--threads", "0"), "refused", 2, ("--threads",), names="--threads"),
     Case("usage-bad-units", _usage("--units", "furlongs"), "refused", 2, ("--units",), names="--units"),
     Case("usage-bad-timezone", _usage("--timezone", "Mars/Olympus_Mons"), "refused", 2, ("--timezone", "Mars/Olympus_Mons"),
          names="--timezone"),
     Case("usage-bad-start", _usage("--start", "yesterday-ish"), "refused", 2, ("--start",), names="--start"),
+]
+
+
+# ---- ActiLife raw CSV exports and actinet's spellings (issue 12) ---------------------------
+
+ACTILIFE_HEADER = (
+    "------------ Data File Created By ActiGraph GT3X+ ActiLife v6.13.4 Firmware v2.5.0 date format {fmt} at {hz} Hz  "
+    "Filter Normal -----------\nSerial Number: NEO1C04110003\nStart Time 11:55:00\nStart Date {date}\n"
+    "Epoch Period (hh:mm:ss) {epoch}\nDownload Time 12:09:58\nDownload Date 12/20/2021\nCurrent Memory Address: 0\n"
+    "Current Battery Voltage: 4.26     Mode = 12\n--------------------------------------------------\n"
+    "Accelerometer X,Accelerometer Y,Accelerometer Z\n"
+)
+
+
+def _actilife(name: str, fmt: str = "M/d/yyyy", hz: str = "25", date: str = "12/20/2021", epoch: str = "00:00:00"):
+    def make(d: Path) -> tuple[Path, list[str]]:
+        p = d / name
+        rows = "\n".join(f"{x:.5f},{y:.5f},{z:.5f}" for x, y, z in moving(FS * 600).tolist())
+        p.write_text(ACTILIFE_HEADER.format(fmt=fmt, hz=hz, date=date, epoch=epoch) + rows + "\n")
+        return p, []
+
+    return make
+
+
+def _check_actilife(r: Run) -> None:
+    reader = r.info["reader"]
+    assert reader["DeviceID"] == "NEO1C04110003" and reader["SampleRate"] == FS
+    assert reader["StartTime"] == "2021-12-20 11:55:00" and reader["NumSamples"] == FS * 600
+    assert r.info["ValidWindows"] >= 50
+
+
+CASES += [
+    Case("actilife-raw-export", _actilife("NEO1C04110003RAW.csv"), "processed", check=_check_actilife),
+    Case("actilife-start-date-not-in-stated-format", _actilife("baddate.csv", date="2021-12-20"), "refused", 1,
+         ("does not match the date format M/d/yyyy",)),
+    Case("actilife-epoch-export", _actilife("epochs.csv", epoch="00:01:00"), "refused", 1, ("epoch (counts) export",)),
+    Case("actilife-no-rate", _actilife("norate.csv", hz="??"), "refused", 1, ("states no sample rate",)),
+    Case("actilife-unknown-date-format", _actilife("monthname.csv", fmt="dd-MMM-yyyy"), "refused", 1,
+         ("date format 'dd-MMM-yyyy'",)),
+    Case("usage-bad-exclude-wear-below", _usage("--exclude-wear-below", "12"), "refused", 2, ("not a duration",),
+         names="--exclude-wear-below"),
 ]
 
 

@@ -20,6 +20,7 @@ _LAZY = {
     "strictly_increasing": "harnet.io.recording:strictly_increasing",
     "read_cwa": "harnet.io.cwa:read_cwa",
     "read_table": "harnet.io.table:read_table",
+    "read_actilife": "harnet.io.actilife:read_actilife",
     "read_actipy": "harnet.io.actipy_reader:read_actipy",
     "java_available": "harnet.io.actipy_reader:java_available",
     "write_cwa": "harnet.io.cwa_writer:write_cwa",
@@ -73,19 +74,25 @@ def read_device(
     time_format: str | None = None,
     units: str | None = None,
     sample_rate: float | None = None,
+    progress: Any = None,
     **kw: Any,
 ) -> "Recording":
     """Read a wearable's raw acceleration: device-local naive time and float32 x, y, z in g.
 
     Formats (by suffix): Axivity ``.cwa`` / ``.cwa.gz`` (AX3 and AX6, accelerometer channels;
     harnet's own reader), ActiGraph ``.gt3x`` and GENEActiv ``.bin`` (through actipy, which
-    needs Java 8+), and ``.csv`` / ``.csv.gz`` / ``.parquet`` tables.
+    needs Java 8+), ActiLife raw CSV exports (``.csv`` / ``.csv.gz`` whose first line is
+    ActiLife's header line; rate, start and serial number from the header), and ``.csv`` /
+    ``.csv.gz`` / ``.parquet`` tables.
 
     Table options (CSV/parquet only): ``time_col`` and ``xyz_cols`` (names or 0-based indices),
     ``time_format`` (None for ISO text or Unix numbers, a strptime format, ``"unix_s"`` or
-    ``"unix_ms"``), ``units`` (``"g"`` or ``"m/s2"``); ``header`` and ``delimiter`` pass through.
+    ``"unix_ms"``), ``units`` (``"g"`` or ``"m/s2"``); ``header``, ``delimiter``, ``start_row``
+    and ``start_time`` pass through (see :func:`harnet.io.table.read_table`).
     ``sample_rate`` overrides the nominal rate recorded in ``info["SampleRate"]``.
     ``.cwa`` keyword: ``use_fraction`` (default True: use the fractional-second timestamps).
+    ``progress``: ``progress("read", bytes done, bytes total)`` while a CWA or CSV file is read
+    (a CWA file is read twice, so its total is twice its size); other formats do not report.
 
     After reading, times are made strictly increasing (rows sorted if needed; repeated times
     dropped, the first kept), rows with NaN or infinite values are dropped, each with a warning
@@ -108,9 +115,15 @@ def read_device(
         raise InputError(f"{path}: is not a file; pass the path of one recording")
     table_opts = {"time_col": time_col, "xyz_cols": xyz_cols, "time_format": time_format, "units": units}
     if kind == "table":
+        from harnet.io.actilife import is_actilife, read_actilife
         from harnet.io.table import read_table
 
-        rec = read_table(path, **{k: v for k, v in table_opts.items() if v is not None}, **kw)
+        if path.name.lower().endswith((".csv", ".csv.gz")) and is_actilife(path):  # read from its own header
+            given = [k for k in ("time_col", "xyz_cols", "time_format") if table_opts[k] is not None]
+            rec = read_actilife(path, units=units or "g", sample_rate=sample_rate, progress=progress,
+                                **dict.fromkeys(given, True), **kw)
+        else:
+            rec = read_table(path, **{k: v for k, v in table_opts.items() if v is not None}, progress=progress, **kw)
         units_given = rec.info.get("Units", "g")
     else:
         given = [k for k, v in table_opts.items() if v is not None and not (k == "units" and v == "g")]
@@ -119,7 +132,7 @@ def read_device(
         if kind == "cwa":
             from harnet.io.cwa import read_cwa
 
-            rec = read_cwa(path, **kw)
+            rec = read_cwa(path, progress=progress, **kw)
         else:
             if kw:
                 raise InputError(f"{path}: option(s) {', '.join(kw)} are not used for .gt3x/.bin files; drop them")

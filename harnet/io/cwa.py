@@ -23,7 +23,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -80,13 +80,16 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _iter_chunks(path: Path, chunk_blocks: int) -> Iterator[tuple[int, np.ndarray, int]]:
-    """Yield (first block number, (k, 512) uint8 blocks, trailing partial bytes at EOF)."""
-    with _open(path) as f:
+def _iter_chunks(path: Path, chunk_blocks: int, report: Callable[[int], None] | None = None) -> Iterator[tuple[int, np.ndarray, int]]:
+    """Yield (first block number, (k, 512) uint8 blocks, trailing partial bytes at EOF).
+    ``report(bytes of the file read so far)`` is called after each chunk (compressed bytes for .gz)."""
+    with open(path, "rb") as raw, (gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw) as f:
         _read_exact(f, HEADER)
         first = 0
         while True:
             buf = _read_exact(f, chunk_blocks * BLOCK)
+            if report is not None:
+                report(raw.tell())
             if not buf:
                 return
             k, rest = divmod(len(buf), BLOCK)
@@ -128,10 +131,10 @@ def read_header(path: Path) -> dict:
     }
 
 
-def _pass1(path: Path, chunk_blocks: int, use_fraction: bool) -> tuple[_Blocks, dict]:
+def _pass1(path: Path, chunk_blocks: int, use_fraction: bool, report: Callable[[int], None] | None = None) -> tuple[_Blocks, dict]:
     stats = {"blocks": 0, "checksum_errors": 0, "invalid": 0, "other": 0, "partial_bytes": 0}
     keep: list[dict[str, np.ndarray]] = []
-    for first, blocks, partial in _iter_chunks(path, chunk_blocks):
+    for first, blocks, partial in _iter_chunks(path, chunk_blocks, report):
         if partial:
             stats["partial_bytes"] = partial
             continue
@@ -263,7 +266,8 @@ def _resolve_overlaps(
     return masks, kept
 
 
-def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks: int = CHUNK_BLOCKS) -> Recording:
+def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks: int = CHUNK_BLOCKS,
+             progress: Callable[[str, int, int], None] | None = None) -> Recording:
     """Read an Axivity ``.cwa`` or ``.cwa.gz`` file: accelerometer samples in g, device-local time.
 
     Blocks with a wrong checksum or impossible fields are skipped and counted in
@@ -272,16 +276,19 @@ def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks
     already covers are dropped and counted in ``info["NumDroppedOverlap"]``.
     ``use_fraction=False`` ignores the fractional-second timestamps, as actipy does (times then
     agree with actipy within 1 ms; with fractions they are smoother and differ by < 1 sample).
+    ``progress("read", done, total)`` reports bytes as the file is read (twice: two passes).
     """
     path = Path(path)
     hdr = read_header(path)
+    size = path.stat().st_size
+    report = (lambda k: None) if progress is None else (lambda k: lambda pos: progress("read", k * size + pos, 2 * size))
     warnings: list[str] = []
     if hdr["short"]:
         raise _bad_file(path, "ends inside its 1024-byte header: no data blocks; re-copy the recording from the device")
     if hdr["header_length"] != HEADER - 4:
         warnings.append(f"header length field is {hdr['header_length']}, expected 1020; assumed a 1024-byte header")
     try:
-        b, stats = _pass1(path, chunk_blocks, use_fraction)
+        b, stats = _pass1(path, chunk_blocks, use_fraction, report(0))
     except (OSError, EOFError, zlib.error) as exc:
         raise _bad_file(path, f"cannot be read to the end ({exc}); the file is damaged or incomplete; re-copy it") from None
     if stats["partial_bytes"]:
@@ -346,7 +353,7 @@ def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks
     # --- pass 2: decode samples straight into place
     pos = 0  # position in b (valid blocks are in file order)
     try:
-        for first, blocks, partial in _iter_chunks(path, chunk_blocks):
+        for first, blocks, partial in _iter_chunks(path, chunk_blocks, report(1)):
             if partial or pos >= nb:
                 continue
             end = int(np.searchsorted(b.index, first + len(blocks), side="left"))

@@ -59,10 +59,13 @@ class _Grow:
         return self.time[: self.n], self.xyz[: self.n]
 
 
-def _first_line(path: Path) -> str:
+def _first_line(path: Path, skip: int = 0) -> str:
+    """The first line after ``skip`` lines (decoded; empty at the end of the file)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
+            for _ in range(skip):
+                f.readline(1 << 20)
             raw = f.readline(1 << 20)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot be read ({exc}); check it is a complete CSV (or gzip of a CSV)") from None
@@ -241,29 +244,32 @@ def _parse_pandas(arr: Any, time_format: str, path: Path, row0: int) -> Any:
 
 
 def _batches_csv(
-    path: Path, idx: list[int], names: list[str], header: bool, delimiter: str, time_type: Any
+    path: Path, idx: list[int], names: list[str], header: bool, delimiter: str, time_type: Any, skip: int = 0,
+    report: Any = None,
 ) -> Iterator[Any]:
     """Parse the file in pieces of about BATCH_BYTES cut at line ends (arrow's own streaming
     reader reads ahead without bound, so memory would grow with the file)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    cols = [names[i] for i in idx]
+    cols = [names[i] for i in idx if i is not None]  # idx[0] None: no time column
     read = pcsv.ReadOptions(column_names=names, use_threads=False)
     types = {names[i]: pa.float32() for i in idx[1:]}
-    if time_type is not None:
+    if time_type is not None and idx[0] is not None:
         types[names[idx[0]]] = time_type
     conv = pcsv.ConvertOptions(include_columns=cols, column_types=types, strings_can_be_null=True)
     parse = pcsv.ParseOptions(delimiter=delimiter)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    gz = path.name.lower().endswith(".gz")
     try:
-        with opener(path, "rb") as f:
-            if header:
+        with open(path, "rb") as raw, (gzip.GzipFile(fileobj=raw) if gz else raw) as f:
+            for _ in range(skip + bool(header)):
                 f.readline()
             carry = b""
             done = 0
             while True:
                 buf = f.read(BATCH_BYTES)
+                if report is not None:
+                    report(raw.tell())
                 data = carry + buf
                 if buf:
                     cut = data.rfind(b"\n") + 1
@@ -276,7 +282,8 @@ def _batches_csv(
                     del data
                     if table.num_rows:
                         done += table.num_rows
-                        yield [table.column(c).combine_chunks() for c in cols]
+                        got = [table.column(c).combine_chunks() for c in cols]
+                        yield got if idx[0] is not None else [None, *got]
                     del table
                 if not buf:
                     return
@@ -314,6 +321,9 @@ def read_table(
     sample_rate: float | None = None,
     header: bool | str = "infer",
     delimiter: str = ",",
+    start_row: int = 1,
+    start_time: Any = None,
+    progress: Any = None,
 ) -> Recording:
     """Read x, y, z acceleration and a time column from ``.csv``, ``.csv.gz`` or ``.parquet``.
 
@@ -325,6 +335,11 @@ def read_table(
     time-zone-aware parquet timestamps become wall-clock time in their zone. ``units``: ``"g"`` or
     ``"m/s2"`` (divided by 9.80665). ``sample_rate`` overrides the nominal rate otherwise
     estimated from the median time step. ``header``: ``"infer"``, True or False (CSV only).
+    ``delimiter``: the field separator (CSV only). ``start_row``: the 1-based line the table
+    starts on (its column-name line, if any; earlier lines are skipped, as actinet's
+    ``--csv-start-row``). ``start_time``: for tables without a time column, the time of the first
+    row; row ``i`` is then timed ``i / sample_rate`` s later (``sample_rate`` is required).
+    ``progress("read", bytes done, file size)`` is called as a CSV is read.
     """
     path = Path(path)
     factor = _unit_factor(units, path)
@@ -334,12 +349,14 @@ def read_table(
         raise InputError(f"{path}: is empty (0 bytes); export the recording again")
     state: dict = {}
     parquet = path.name.lower().endswith((".parquet", ".pq"))
+    skip = _check_layout(path, parquet, delimiter, start_row, start_time, sample_rate)
     if parquet:
         batches, n_est, info_extra = _parquet_batches(path, time_col, xyz_cols)
     else:
-        line = _first_line(path)
+        line = _first_line(path, skip)
         if not line.strip():
-            raise InputError(f"{path}: first line is empty; the file holds no CSV data (export it again)")
+            where = "first line" if not skip else f"line {skip + 1} (--csv-start-row)"
+            raise InputError(f"{path}: {where} is empty; the file holds no CSV data there (export it again or fix the start row)")
         fields = _split(line, delimiter)
         if header == "infer":
             has_header = any(not _NUMBER.match(f) and not _DATEISH.match(f) for f in fields)
@@ -352,15 +369,23 @@ def read_table(
         xc = list(xyz_cols) if xyz_cols is not None else (["x", "y", "z"] if has_header else [1, 2, 3])
         if len(xc) != 3:
             raise InputError(f"{path}: xyz_cols must name 3 columns, got {xc!r}")
-        idx = [_resolve(tc, names, path, "time")] + [_resolve(c, names, path, a) for c, a in zip(xc, "xyz")]
-        _distinct(idx, names, path)
-        time_type = _csv_time_type(time_format, fields[idx[0]] if not has_header else None, names, idx, path, delimiter, has_header)
-        batches = _batches_csv(path, idx, names, has_header, delimiter, time_type)
+        idx: list = [None if start_time is not None else _resolve(tc, names, path, "time")]
+        idx += [_resolve(c, names, path, a) for c, a in zip(xc, "xyz")]
+        _distinct([i for i in idx if i is not None], names, path)
+        time_type = None if idx[0] is None else _csv_time_type(
+            time_format, fields[idx[0]] if not has_header else None, idx, path, delimiter, skip)
+        size = path.stat().st_size
+        report = None if progress is None else (lambda pos: progress("read", pos, size))
+        batches = _batches_csv(path, idx, names, has_header, delimiter, time_type, skip, report)
         n_est = _estimate_rows(path, line)
-        info_extra = {"Columns": [names[i] for i in idx] if has_header else idx}
+        info_extra = {"Columns": [names[i] for i in idx if i is not None] if has_header else idx}
+    t_first = None if start_time is None else np.datetime64(start_time, "ns").astype(np.int64)
     out = _Grow(n_est)
     for cols in batches:
-        t = _time_to_ns(cols[0], time_format, path, out.n, state)
+        if t_first is None:
+            t = _time_to_ns(cols[0], time_format, path, out.n, state)
+        else:  # no time column: row i at start + i / rate
+            t = t_first + np.rint(np.arange(out.n, out.n + len(cols[1])) * (1e9 / sample_rate)).astype(np.int64)
         xyz = np.empty((len(t), 3), np.float32)
         for j in range(3):
             xyz[:, j] = cols[j + 1].to_numpy(zero_copy_only=False)
@@ -387,8 +412,21 @@ def read_table(
     return Recording(time.view("datetime64[ns]"), xyz, info)
 
 
+def _check_layout(path: Path, parquet: bool, delimiter: str, start_row: Any, start_time: Any, rate: Any) -> int:
+    """Check the CSV layout options before reading; returns the number of lines to skip."""
+    if parquet and (start_row != 1 or start_time is not None or delimiter != ","):
+        raise InputError(f"{path}: --csv-start-row, --csv-delimiter and a start time apply to CSV files, not parquet; drop them")
+    if not isinstance(start_row, (int, np.integer)) or isinstance(start_row, bool) or start_row < 1:
+        raise InputError(f"{path}: --csv-start-row {start_row!r} must be a line number >= 1 (1: the first line)")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise InputError(f"{path}: --csv-delimiter {delimiter!r} must be one character such as ',' ';' or a tab")
+    if start_time is not None and not (rate and rate > 0):
+        raise InputError(f"{path}: a table without a time column needs its sample rate (--sample-rate HZ)")
+    return int(start_row) - 1
+
+
 def _csv_time_type(
-    time_format: str | None, first_value: str | None, names: list[str], idx: list[int], path: Path, delimiter: str, has_header: bool
+    time_format: str | None, first_value: str | None, idx: list[int], path: Path, delimiter: str, skip: int
 ) -> Any:
     """Arrow type to parse the time column as: numbers for Unix times, text otherwise."""
     import pyarrow as pa
@@ -400,7 +438,8 @@ def _csv_time_type(
     if first_value is None:  # header: look at the first data row
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rb") as f:
-            f.readline(1 << 20)
+            for _ in range(skip + 1):
+                f.readline(1 << 20)
             row = f.readline(1 << 20).decode("utf-8", "replace").rstrip("\r\n")
         fields = _split(row, delimiter)
         first_value = fields[idx[0]] if len(fields) > idx[0] else ""

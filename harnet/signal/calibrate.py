@@ -85,6 +85,7 @@ def calibrate_gravity(
     max_iter: int = 1000,
     tol: float = 1e-10,
     accept_mg: float = 10.0,
+    min_std_g: float | None = None,
 ) -> dict[str, Any]:
     """Gravity calibration (van Hees 2014); corrects ``rec.xyz`` in place when it helps.
 
@@ -97,11 +98,15 @@ def calibrate_gravity(
     ``CalibxIntercept``/``CalibyIntercept``/``CalibzIntercept`` (g) and ``CalibxSlope``/
     ``CalibySlope``/``CalibzSlope`` (``a' = intercept + slope * a``; 0 and 1 when not applied;
     actipy's names) and ``CalibNote`` (why it was
-    skipped or rejected; empty when applied).
+    skipped or rejected; empty when applied). ``min_std_g``: a stationary window must also have
+    every axis' SD above this (actipy's ``stdtol_min``; leaves out flat-lined stretches).
     """
     if stats is None or stats.window_sec != window_sec:
         stats = window_stats(rec, window_sec)
     still = stats.stationary(stationary_std_g)
+    if min_std_g:
+        with np.errstate(invalid="ignore"):
+            still &= (stats.std > min_std_g).all(axis=1)
     means = stats.mean[still]
     info: dict[str, Any] = {
         "CalibOK": 0,

@@ -107,7 +107,7 @@ def test_outdir_short_option_and_actinet_default(three_days, model30_dir, tmp_pa
 
 def test_calibration_stdtol_min(model30_dir, tmp_path):
     from harnet.io import read_device
-    from harnet.preprocess import calibrate_gravity
+    from harnet.signal.calibrate import calibrate_gravity
 
     # flat-lined stretches (SD exactly 0) in six orientations, then movement
     faces = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32) * 1.02

@@ -49,6 +49,7 @@ PAGE_LINES = 10
 MIN_PAGE_BYTES = HEX_LEN + len(MARKER) + PAGE_LINES  # a whole page holds at least this much
 HEADER_MAX = 1 << 20  # a header longer than 1 MiB is not a GENEActiv header
 CHUNK_BYTES = 2 << 20
+FS_RANGE = (0.1, 10_000.0)  # plausible measurement frequencies (Hz)
 
 _LUT = np.full(256, 255, np.uint8)
 for _i, _c in enumerate(b"0123456789ABCDEF"):
@@ -156,8 +157,8 @@ class GeneactivReader:
         if not np.all(self.gain != 0):
             raise _bad(p, f"header's calibration gains are {self.gain.tolist()}; a zero gain cannot be used: extract the file again")
         self.fs = _number(h, "Measurement Frequency", p)
-        if not self.fs > 0:
-            raise _bad(p, f"header's 'Measurement Frequency' is {self.fs}; it must be positive")
+        if not (FS_RANGE[0] <= self.fs <= FS_RANGE[1]):
+            raise _bad(p, f"header's 'Measurement Frequency' is {self.fs:g} Hz; it must be positive, {FS_RANGE[0]:g} to {FS_RANGE[1]:g} Hz")
         self.pages_expected = int(_number(h, "Number of Pages", p, int)) if "Number of Pages" in h else None
         self.info: dict[str, Any] = {}
         self._fs_cache: dict[bytes, float] = {}
@@ -262,7 +263,7 @@ class GeneactivReader:
                     v = float("nan")
                 if len(self._fs_cache) < 1000:
                     self._fs_cache[line] = v
-            if np.isfinite(v) and v > 0:
+            if FS_RANGE[0] <= v <= FS_RANGE[1]:
                 fs[j] = v
             else:
                 good[j] = False

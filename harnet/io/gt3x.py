@@ -48,6 +48,8 @@ SAMPLE_TYPES = (ACTIVITY, ACTIVITY2, ACTIVITY3)
 IDLE_START, IDLE_STOP = b"\x08", b"\x09"
 TICKS_AT_UNIX_EPOCH = 621_355_968_000_000_000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
 SCALE_RANGE = (10.0, 100_000.0)  # plausible counts per g
+FS_RANGE = (1.0, 10_000.0)  # plausible sample rates (Hz)
+YEARS = (1970, 2200)  # plausible start dates
 CHUNK_BYTES = 2 << 20
 _REC = struct.Struct("<BBIH")
 
@@ -175,8 +177,8 @@ class Gt3xReader:
             self.fs = float(rate)
         except ValueError:
             raise _bad(p, f"info.txt has no usable 'Sample Rate' ({rate!r}); export the file again with ActiLife") from None
-        if not (np.isfinite(self.fs) and self.fs > 0):
-            raise _bad(p, f"info.txt's 'Sample Rate' is {rate!r}; it must be a positive number of Hz")
+        if not (FS_RANGE[0] <= self.fs <= FS_RANGE[1]):
+            raise _bad(p, f"info.txt's 'Sample Rate' is {rate!r}; it must be {FS_RANGE[0]:g} to {FS_RANGE[1]:g} Hz")
         self.serial = self.meta.get("Serial Number", "")
         self.scale, self.scale_source = self._info_scale()
         self.info: dict[str, Any] = {}
@@ -226,7 +228,9 @@ class Gt3xReader:
         try:
             t0 = (int(ticks) - TICKS_AT_UNIX_EPOCH) * 100
         except ValueError:
-            raise _bad(p, f"info.txt has no usable 'Start Date' ({ticks!r}); a v1 GT3X needs it: export the file again") from None
+            t0 = None
+        if t0 is None or not (0 <= t0 < (YEARS[1] - 1970) * 365 * 86_400 * 10**9):
+            raise _bad(p, f"info.txt has no usable 'Start Date' ({ticks!r}); a v1 GT3X needs it: export the file again")
         n = 0
         tail = 0
         step = 1e9 / self.fs

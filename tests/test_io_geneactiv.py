@@ -150,3 +150,12 @@ def test_streams_in_bounded_blocks_and_memory_is_the_output(tmp_path):
     tracemalloc.stop()
     # the output (with the page-count bound's spare < 1 %) plus one 2 MiB chunk's work space
     assert peak < 1.05 * out_bytes + 12 * (2 << 20), (peak, out_bytes)
+
+
+def test_unreadable_page_count_is_ignored_with_a_warning(tmp_path):
+    raw = write_geneactiv(tmp_path / "a.bin", START, moving_xyz(600, 100), 100.0).read_bytes()
+    p = tmp_path / "n.bin"
+    p.write_bytes(raw.replace(b"Number of Pages:2", b"Number of Pages:two"))
+    rec = read_device(p)
+    assert len(rec) == 600 and rec.info["NumPagesHeader"] is None
+    assert any("'Number of Pages'" in w for w in rec.info["Warnings"])

@@ -159,7 +159,12 @@ class GeneactivReader:
         self.fs = _number(h, "Measurement Frequency", p)
         if not (FS_RANGE[0] <= self.fs <= FS_RANGE[1]):
             raise _bad(p, f"header's 'Measurement Frequency' is {self.fs:g} Hz; it must be positive, {FS_RANGE[0]:g} to {FS_RANGE[1]:g} Hz")
-        self.pages_expected = int(_number(h, "Number of Pages", p, int)) if "Number of Pages" in h else None
+        self.header_warnings: list[str] = []
+        try:
+            self.pages_expected: int | None = int(h["Number of Pages"]) if "Number of Pages" in h else None
+        except ValueError:
+            self.pages_expected = None
+            self.header_warnings.append(f"ignored the header's 'Number of Pages' {h['Number of Pages']!r} (not a number)")
         self.info: dict[str, Any] = {}
         self._fs_cache: dict[bytes, float] = {}
 
@@ -290,7 +295,7 @@ class GeneactivReader:
 
     def _finish(self, stats: dict, reasons: dict) -> None:
         good = stats["good"]
-        warnings: list[str] = []
+        warnings: list[str] = list(self.header_warnings)
         missing = 0
         if stats["truncated"]:
             warnings.append(

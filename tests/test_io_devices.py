@@ -272,3 +272,28 @@ def test_truncated_geneactiv_reads_with_warnings():
     assert rec.info["NumPagesHeader"] == 222048 and rec.info["NumPagesMissing"] == 222048 - 17
     assert any("page count differs" in w for w in rec.info["Warnings"])
     assert any("ends inside a page" in w for w in rec.info["Warnings"])
+
+
+def test_block_reader_streams_what_read_device_reads(tmp_path):
+    from _devicefiles import moving_xyz, write_geneactiv, write_gt3x
+    from harnet.io import block_reader
+
+    for path in (write_gt3x(tmp_path / "a.gt3x", "2024-03-01", moving_xyz(30 * 60, 30), 30),
+                 write_geneactiv(tmp_path / "a.bin", "2024-03-01", moving_xyz(300 * 10, 50), 50.0)):
+        r = block_reader(path, chunk_bytes=1 << 16)
+        blocks = list(r.blocks())
+        t = np.concatenate([b.time for b in blocks])
+        rec = read_device(path)
+        np.testing.assert_array_equal(t, rec.time.view(np.int64))
+        assert r.info["ReadErrors"] == 0 and sum(map(len, blocks)) <= r.capacity()
+    with pytest.raises(InputError, match="block_reader streams"):
+        block_reader(tmp_path / "x.cwa")
+
+
+@needs_java
+def test_reader_actipy_reads_cwa_too(tmp_path):
+    path = write_cwa(tmp_path / "a.cwa", "2024-01-01", np.tile([0, 0, 1.0], (2400, 1)))
+    rec = read_device(path, reader="actipy")
+    assert len(rec) == 2400 and rec.info["Device"] == "Axivity"
+    with pytest.raises(InputError, match="not used for --reader actipy"):
+        read_device(path, reader="actipy", use_fraction=False)

@@ -29,7 +29,7 @@ _LAZY = {
     "write_cwa": "harnet.io.cwa_writer:write_cwa",
 }
 
-__all__ = ["read_device", "strictly_increasing", "SUFFIXES", "READERS", *_LAZY]
+__all__ = ["read_device", "block_reader", "strictly_increasing", "SUFFIXES", "READERS", *_LAZY]
 
 # plausibility of gravity-included acceleration in g
 PLAUSIBLE_G = (0.5, 2.0)
@@ -156,6 +156,28 @@ def read_device(
             rec.info["SampleRateFile"] = rec.info["SampleRate"]
         rec.info["SampleRate"] = float(sample_rate)
     return finalize(rec, path, units_given)
+
+
+def block_reader(path: str | os.PathLike, **kw: Any) -> Any:
+    """A streaming reader for a ``.gt3x``/``.agdc`` or GENEActiv ``.bin`` file: its ``blocks()``
+    yields :class:`harnet.io.blocks.Block` objects (int64 ns times, float32 g) of bounded size in
+    file order, ``capacity()`` bounds the sample count and ``info`` is complete once the blocks
+    are exhausted. ``kw`` (``chunk_bytes``) goes to the reader. The blocks are the raw samples:
+    the checks of :func:`read_device` (sorting, repeated times, non-finite values) are not applied.
+    """
+    from harnet.errors import InputError
+
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "gt3x":
+        from harnet.io.gt3x import Gt3xReader
+
+        return Gt3xReader(path, **kw)
+    if kind == "geneactiv":
+        from harnet.io.geneactiv import GeneactivReader
+
+        return GeneactivReader(path, **kw)
+    raise InputError(f"{path}: block_reader streams .gt3x, .agdc and .bin files; use read_device for this format")
 
 
 def _median_magnitude(xyz: Any) -> float:

@@ -165,3 +165,15 @@ def test_pygt3x_agrees_when_installed(tmp_path):
     np.testing.assert_allclose(df[["X", "Y", "Z"]].to_numpy(np.float64), rec.xyz, atol=1e-6)
     t = np.rint(df.index.to_numpy(np.float64) * 1e3).astype(np.int64) * 1_000_000
     assert np.abs(t - rec.time.view(np.int64)).max() <= 1_000_000
+
+
+def test_a_member_size_the_zip_cannot_hold_is_refused(tmp_path):
+    path = write_gt3x(tmp_path / "a.gt3x", START, moving_xyz(300, 30), 30)
+    raw = bytearray(path.read_bytes())
+    # the central directory's uncompressed size of log.bin (the second entry) set to 4 GB - 1
+    cd = raw.rindex(b"PK\x01\x02")
+    raw[cd + 24 : cd + 28] = (2**32 - 1).to_bytes(4, "little")
+    bad = tmp_path / "b.gt3x"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="is a damaged .gt3x zip"):
+        read_device(bad)

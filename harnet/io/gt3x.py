@@ -161,6 +161,11 @@ class Gt3xReader:
                 raise _bad(p, f"is a damaged .gt3x zip ({exc}); export it again with ActiLife") from None
         finally:
             z.close()
+        # a size the compressed bytes cannot hold (deflate expands at most ~1032:1) is damage,
+        # and would otherwise size the output arrays
+        if member.file_size > max(member.compress_size, 1) * (1 if member.compress_type == zipfile.ZIP_STORED else 1100):
+            raise _bad(p, f"is a damaged .gt3x zip ({member.filename} claims {member.file_size} bytes in "
+                       f"{member.compress_size}); export it again with ActiLife")
         self.member = member
         self.warnings: list[str] = []
         if cal is not None:

@@ -177,3 +177,11 @@ def test_a_member_size_the_zip_cannot_hold_is_refused(tmp_path):
     bad.write_bytes(bytes(raw))
     with pytest.raises(InputError, match="is a damaged .gt3x zip"):
         read_device(bad)
+
+
+def test_uncalibrated_agdc_is_read_with_a_warning(tmp_path):
+    path = write_gt3x(tmp_path / "a.agdc", START, moving_xyz(30 * 10, 30), 30)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("calibration.json", '{"isCalibrated": false, "calibrationMethod": 2}')
+    rec = read_device(path)
+    assert len(rec) == 300 and any("not factory-calibrated" in w for w in rec.info["Warnings"])

@@ -18,6 +18,7 @@ READERS = ("auto", "harnet", "actipy")
 
 _LAZY = {
     "Recording": "harnet.io.recording:Recording",
+    "strictly_increasing": "harnet.io.recording:strictly_increasing",
     "read_cwa": "harnet.io.cwa:read_cwa",
     "read_table": "harnet.io.table:read_table",
     "read_gt3x": "harnet.io.gt3x:read_gt3x",
@@ -29,7 +30,7 @@ _LAZY = {
     "write_cwa": "harnet.io.cwa_writer:write_cwa",
 }
 
-__all__ = ["read_device", "block_reader", "strictly_increasing", "SUFFIXES", "READERS", *_LAZY]
+__all__ = ["read_device", "block_reader", "SUFFIXES", "READERS", *_LAZY]
 
 # plausibility of gravity-included acceleration in g
 PLAUSIBLE_G = (0.5, 2.0)
@@ -188,31 +189,21 @@ def _median_magnitude(xyz: Any) -> float:
     return float(np.median(np.sqrt((sub * sub).sum(axis=1))))
 
 
-def strictly_increasing(t: Any, xyz: Any) -> tuple[Any, Any, int, int]:
-    """Make int64 times strictly increasing: stable sort if any step goes back, then keep the
-    first of repeated times. Returns (t, xyz, number of backward steps, rows dropped); the
-    arrays are returned as they are (no copy) when already strictly increasing."""
+def _time_steps(t: Any) -> tuple[int, int, int, int, int]:
+    """One pass over int64 times: (steps back, repeated times, intervals shorter than
+    :data:`GAP_NS`, the other intervals (gaps), the summed length of the short ones in ns)."""
     import numpy as np
 
-    n_back = n_dup = 0
+    n_back = n_dup = n_int = n_gap = span = 0
     for a in range(0, len(t) - 1, _CHUNK):
         d = np.diff(t[a : a + _CHUNK + 1])
         n_back += int((d < 0).sum())
         n_dup += int((d == 0).sum())
-    if n_back:
-        order = np.argsort(t, kind="stable")
-        t = t[order]
-        xyz = xyz[order]
-        del order
-    if n_back or n_dup:
-        keep = np.empty(len(t), bool)
-        keep[0] = True
-        np.greater(t[1:], t[:-1], out=keep[1:])
-        n_dup = int(len(t) - keep.sum())
-        if n_dup:
-            t = t[keep]
-            xyz = xyz[keep]
-    return t, xyz, n_back, n_dup
+        small = d < GAP_NS
+        n_int += int(small.sum())
+        n_gap += int(len(d) - small.sum())
+        span += int(d[small].sum())
+    return n_back, n_dup, n_int, n_gap, span
 
 
 def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recording":
@@ -224,7 +215,7 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
     import numpy as np
 
     from harnet.errors import InputError
-    from harnet.io.recording import Recording
+    from harnet.io.recording import Recording, strictly_increasing
 
     info = rec.info
     warn = info.setdefault("Warnings", [])
@@ -233,8 +224,12 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
     if len(t) == 0:
         raise InputError(f"{path}: holds no samples; check the file is a recording with data (export it again)")
 
-    # 1. strictly increasing times: sort only when needed, then drop repeated times
-    t, xyz, n_back, n_dup = strictly_increasing(t, xyz)
+    # 1. strictly increasing times: sort only when needed, then drop repeated times. One pass
+    # over the time steps also gives step 4's intervals, unless rows are sorted or dropped.
+    steps = _time_steps(t)
+    n_back = n_dup = 0
+    if steps[0] or steps[1]:
+        t, xyz, n_back, n_dup = strictly_increasing(t, xyz)
     if n_back:
         warn.append(f"times went backwards {n_back} time(s); rows sorted by time")
     if n_dup:
@@ -273,13 +268,9 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
 
     # 4. rates, gaps, span
     n = len(t)
-    n_int, n_gap, span = 0, 0, 0
-    for a in range(0, n - 1, _CHUNK):
-        d = np.diff(t[a : a + _CHUNK + 1])
-        small = d < GAP_NS
-        n_int += int(small.sum())
-        n_gap += int(len(d) - small.sum())
-        span += int(d[small].sum())
+    if n_back or n_dup or n_bad:
+        steps = _time_steps(t)
+    _, _, n_int, n_gap, span = steps
     info["NumGaps"] = n_gap
     if info.get("SampleRate") is None:
         if n >= 2:

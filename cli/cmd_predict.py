@@ -69,6 +69,8 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--time-format", default=None, help="CSV/parquet: strftime format, or unix_s / unix_ms.")
 @click.option("--units", type=click.Choice(["g", "m/s2"]), default="g", help="CSV/parquet: acceleration units.")
 @click.option("--sample-rate", type=click.FloatRange(min=1), default=None, help="Override the sample rate (Hz).")
+@click.option("--reader", "device_reader", type=click.Choice(["auto", "actipy"]), default="auto",
+              help="Device files: auto = harnet's own readers (no Java); actipy = actipy's Java readers (needs Java 8+).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Batch: local worker processes (default 1); each gets CPUs/workers threads.")
 @click.option("--pattern", default=None, help="Batch: glob for files inside folder inputs, e.g. '*.cwa.gz' or '**/*.cwa' (default: every format harnet reads, recursively).")
 @click.option("--force", is_flag=True, help="Batch: redo recordings whose outputs are already done.")
@@ -89,11 +91,12 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
             no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
             detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
-            sample_rate, quiet, verbose, **batch) -> None:
+            sample_rate, device_reader, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
 
-    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x, GENEActiv .bin (these two need Java),
-    ActiLife raw CSV exports (recognised by their header), or .csv/.csv.gz/.parquet tables.
+    INPUTS: Axivity .cwa/.cwa.gz, ActiGraph .gt3x/.agdc, GENEActiv .bin (harnet's own readers,
+    no Java; --reader actipy uses actipy's, which need Java), ActiLife raw CSV exports (recognised
+    by their header), or .csv/.csv.gz/.parquet tables.
     Outputs: --out PATH.csv, or DIR/<name>/ with -o/--outdir DIR (default: outputs/<name>/).
 
     The default model is harnet30-c24-walmsley: harnet30 fine-tuned on Capture-24 with the
@@ -151,6 +154,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         reader["units"] = units
     if sample_rate is not None:
         reader["sample_rate"] = sample_rate
+    if device_reader != "auto":
+        reader["reader"] = device_reader
     popts = dict(exclude_first_day=exclude_first_day, exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day)
     force_download = predict_opts.apply(batch, reader, popts)
     opts = PredictOptions(

@@ -1,4 +1,5 @@
-"""Fuzzing the readers harnet owns: CSV / CSV.gz / parquet (harnet.io.table) and CWA (harnet.io.cwa).
+"""Fuzzing the readers harnet owns: CSV / CSV.gz / parquet (harnet.io.table), CWA (harnet.io.cwa),
+ActiGraph GT3X/AGDC (harnet.io.gt3x) and GENEActiv .bin (harnet.io.geneactiv).
 
 Every generated file goes through :func:`harnet.io.read_device` and must end in one of two ways:
 a :class:`Recording` that keeps its contract (strictly increasing ns times, finite float32
@@ -354,9 +355,181 @@ def test_fuzz_raw_bytes_as_cwa(data, prefix):
     outcome("f.cwa", prefix + data)
 
 
+# ---- ActiGraph GT3X (harnet.io.gt3x) -------------------------------------------------------
+
+def _valid_gt3x() -> dict[str, tuple[bytes, bytes]]:
+    """(info.txt, log.bin or activity.bin) of small valid files: packed, int16, v1."""
+    import zipfile
+
+    from _devicefiles import moving_xyz, write_gt3x, write_gt3x_v1
+
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("packed", "int16", "v1"):
+            p = Path(d) / f"{kind}.gt3x"
+            xyz = moving_xyz(30 * 12, 30)
+            if kind == "v1":
+                write_gt3x_v1(p, "2024-01-01 23:59:55", xyz, 30)
+            else:
+                write_gt3x(p, "2024-01-01 23:59:55", xyz, 30, kind=kind, idle=[(4, 7)], param_scale=kind == "int16")
+            with zipfile.ZipFile(p) as z:
+                member = "activity.bin" if kind == "v1" else "log.bin"
+                out[kind] = (z.read("info.txt"), z.read(member))
+    return out
+
+
+VALID_GT3X = _valid_gt3x()
+
+
+def _gt3x_records(log: bytes) -> list[int]:
+    """Offsets of the records of a well-formed log.bin."""
+    offs, i = [], 0
+    while i + 8 <= len(log) and log[i] == 0x1E:
+        offs.append(i)
+        i += 9 + int.from_bytes(log[i + 6 : i + 8], "little")
+    return offs
+
+
+def fix_gt3x_checksums(log: bytearray) -> None:
+    """Recompute the checksum of every record the chain of sizes reaches."""
+    i = 0
+    while i + 8 <= len(log):
+        end = i + 8 + int.from_bytes(log[i + 6 : i + 8], "little")
+        if end >= len(log):
+            return
+        x = 0
+        for c in log[i:end]:
+            x ^= c
+        log[end] = ~x & 0xFF
+        i = end + 1
+
+
+INFO_LINES = [
+    b"Sample Rate: 0", b"Sample Rate: -30", b"Sample Rate: nan", b"Sample Rate: 1e9", b"Sample Rate: 0.000001",
+    b"Sample Rate: abc", b"Acceleration Scale: 0", b"Acceleration Scale: -256", b"Acceleration Scale: inf",
+    b"Acceleration Scale: 1e30", b"Start Date: 99999999999999999999999", b"Start Date: -5", b"Start Date: x",
+    b"Serial Number: ", b"\xef\xbb\xbfSample Rate: 30", b"Sample Rate:30",
+]
+
+
+@st.composite
+def gt3x_files(draw) -> tuple[bytes, bytes, str]:
+    kind = draw(st.sampled_from(sorted(VALID_GT3X)))
+    info, log = VALID_GT3X[kind]
+    buf = bytearray(log)
+    offs = _gt3x_records(log) if kind != "v1" else []
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.sampled_from(["flip", "field", "field", "dup", "drop", "insert"]))
+        if op == "flip" and buf:
+            i = draw(st.integers(0, len(buf) - 1))
+            buf[i] ^= draw(st.integers(1, 255))
+        elif op == "field" and offs:
+            o = draw(st.sampled_from(offs)) + draw(st.sampled_from([0, 1, 2, 5, 6, 7, 8, 9]))
+            w = draw(st.sampled_from([1, 2, 4]))
+            buf[o : o + w] = draw(st.binary(min_size=w, max_size=w))[: max(len(buf) - o, 0)]
+        elif op == "dup" and offs:
+            a = draw(st.sampled_from(offs))
+            b = a + 9 + int.from_bytes(log[a + 6 : a + 8], "little")
+            at = draw(st.sampled_from(offs))
+            buf[at:at] = log[a:b]
+        elif op == "drop" and offs:
+            a = draw(st.sampled_from(offs))
+            del buf[a : a + 9 + int.from_bytes(log[a + 6 : a + 8], "little")]
+        elif op == "insert":
+            at = draw(st.integers(0, len(buf)))
+            buf[at:at] = draw(st.binary(max_size=40))
+    if kind != "v1" and draw(st.booleans()):
+        fix_gt3x_checksums(buf)
+    if draw(st.integers(0, 3)) == 0:
+        del buf[draw(st.integers(0, len(buf))) :]
+    lines = info.split(b"\r\n")
+    if draw(st.integers(0, 3)) == 0:
+        lines[draw(st.integers(0, len(lines) - 1))] = draw(st.sampled_from(INFO_LINES))
+    return b"\r\n".join(lines), bytes(buf), kind
+
+
+@FUZZ
+@given(case=gt3x_files(), suffix=st.sampled_from([".gt3x", ".agdc"]))
+def test_fuzz_gt3x(case, suffix):
+    import zipfile
+
+    info, data, kind = case
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"f{suffix}"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("info.txt", info)
+            z.writestr("activity.bin" if kind == "v1" else "log.bin", data)
+            if kind == "v1":
+                z.writestr("lux.bin", b"")
+        outcome_path(path)
+
+
+@RAW
+@given(data=st.binary(max_size=4096), prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x1e\x00"]))
+def test_fuzz_raw_bytes_as_gt3x(data, prefix):
+    outcome("f.gt3x", prefix + data)
+
+
+# ---- GENEActiv .bin (harnet.io.geneactiv) ---------------------------------------------------
+
+def _valid_bin() -> bytes:
+    from _devicefiles import moving_xyz, write_geneactiv
+
+    with tempfile.TemporaryDirectory() as d:
+        return write_geneactiv(Path(d) / "v.bin", "2024-01-01 23:59:55", moving_xyz(300 * 4, 50), 50.0).read_bytes()
+
+
+VALID_BIN = _valid_bin()
+BIN_LINES = [
+    b"Recorded Data", b"", b"Page Time:2024-02-30 10:00:00:000", b"Page Time:9999-99-99 99:99:99:999",
+    b"Page Time:2024-01-01 10:00:00", b"Measurement Frequency:0", b"Measurement Frequency:-50",
+    b"Measurement Frequency:nan", b"Measurement Frequency:1e300", b"Measurement Frequency:", b"x gain:0",
+    b"x gain:abc", b"y offset:1e400", b"Measurement Frequency:0.00001 Hz", b"Number of Pages:-1",
+    b"Number of Pages:abc", b"F" * 3600, b"G" * 3600, b"0" * 3599, b"\x00" * 10,
+]
+
+
+@st.composite
+def bin_files(draw) -> bytes:
+    lines = VALID_BIN.split(b"\r\n")
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.sampled_from(["flip", "line", "line", "drop", "dup", "text"]))
+        i = draw(st.integers(0, len(lines) - 1))
+        if op == "flip" and lines[i]:
+            j = draw(st.integers(0, len(lines[i]) - 1))
+            b = bytearray(lines[i])
+            b[j] ^= draw(st.integers(1, 255))
+            lines[i] = bytes(b)
+        elif op == "line":
+            lines[i] = draw(st.sampled_from(BIN_LINES))
+        elif op == "drop":
+            del lines[i]
+        elif op == "dup":
+            k = draw(st.integers(1, 12))
+            lines[i:i] = lines[i : i + k]
+        elif op == "text":
+            lines[i] = draw(st.binary(max_size=60))
+    data = draw(st.sampled_from([b"\r\n", b"\n"])).join(lines)
+    if draw(st.integers(0, 3)) == 0:
+        data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+@FUZZ
+@given(data=bin_files())
+def test_fuzz_geneactiv(data):
+    outcome("f.bin", data)
+
+
+@RAW
+@given(data=st.binary(max_size=4096), prefix=st.sampled_from([b"", b"Device Identity\r\n", b"Device Identity\nRecorded Data\n"]))
+def test_fuzz_raw_bytes_as_geneactiv(data, prefix):
+    outcome("f.bin", prefix + data)
+
+
 def test_fuzz_corpus_is_not_all_refused():
     """The generators must reach the readers' success paths, or the fuzz tests would prove little."""
-    for kind in (".csv", ".parquet", ".cwa"):
+    for kind in (".csv", ".parquet", ".cwa", ".gt3x", ".bin"):
         got = _RESULTS.get(kind, {})
         if not got:
             pytest.skip("run with the fuzz tests above (pytest -k fuzz)")

@@ -22,9 +22,11 @@ CASES = [
     ("devices/scikit-digital-health/ax6_sample.cwa", []),
     ("devices/GGIRread/ax3_testfile.cwa", []),
     ("devices/GGIRread/ax6_testfile.cwa", []),
-    ("devices/scikit-digital-health/gnactv_sample.bin", ["java"]),
-    ("devices/GGIRread/GENEActiv_testfile.bin", ["java"]),
-    ("devices/GGIR/actigraph_testfile.gt3x", ["java"]),
+    ("devices/scikit-digital-health/gnactv_sample.bin", []),  # harnet's own readers: no Java
+    ("devices/GGIRread/GENEActiv_testfile.bin", []),
+    ("devices/GGIR/actigraph_testfile.gt3x", []),
+    ("devices/GGIR/actigraph_testfile.gt3x", ["--reader", "actipy", "java"]),
+    ("devices/GGIRread/GENEActiv_testfile.bin", ["--reader", "actipy", "java"]),
     ("devices/GGIR/ax3_testfile_unix_timestamps.csv", ["--time-col", "0", "--xyz-cols", "1,2,3", "--time-format", "unix_s"]),
     ("devices/GGIR/ax6_testfile_formatted_timestamps.csv",
      ["--time-col", "0", "--xyz-cols", "1,2,3", "--time-format", "%Y-%m-%d %H:%M:%S.%f"]),
@@ -39,13 +41,13 @@ def _predict(args):
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("rel,extra", CASES, ids=[c[0].split("/")[-1] for c in CASES])
+@pytest.mark.parametrize("rel,extra", CASES, ids=[c[0].split("/")[-1] + ("-actipy" if "java" in c[1] else "") for c in CASES])
 def test_every_device_file_predicts(rel, extra, tmp_path, model30_dir):
     path = shared_path(rel)
     if "java" in extra:
         if not java_available():
-            pytest.skip("no Java runtime: actipy cannot read .gt3x/.bin here")
-        extra = []
+            pytest.skip("no Java runtime: --reader actipy cannot run here")
+        extra = [e for e in extra if e != "java"]
     out = tmp_path / "summary.csv"
     rc, err = _predict([str(path), "--model", str(model30_dir), "--out", str(out), *extra])
     assert rc == 0, err
@@ -99,15 +101,15 @@ def test_asleep_model_on_real_walk(tmp_path, asleep_model):
 @pytest.mark.shared_data
 @pytest.mark.pypi
 @pytest.mark.slow
-@pytest.mark.parametrize("rel,extra", CASES, ids=[c[0].split("/")[-1] for c in CASES])
+@pytest.mark.parametrize("rel,extra", CASES, ids=[c[0].split("/")[-1] + ("-actipy" if "java" in c[1] else "") for c in CASES])
 def test_onnx_backends_give_the_torch_labels_on_real_recordings(rel, extra, tmp_path, asleep_model):
     """`harnet predict --backend onnx` and the default (Winograd) give the labels of
     `--backend torch`, window by window and in the daily totals, with the real classifier."""
     path = shared_path(rel)
     if "java" in extra:
         if not java_available():
-            pytest.skip("no Java runtime: actipy cannot read .gt3x/.bin here")
-        extra = []
+            pytest.skip("no Java runtime: --reader actipy cannot run here")
+        extra = [e for e in extra if e != "java"]
     got = {}
     for backend in ("torch", "onnx", "auto"):
         out = tmp_path / backend / "summary.csv"

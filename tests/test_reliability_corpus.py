@@ -155,6 +155,144 @@ def _gt3x_without_log(d: Path) -> tuple[Path, list[str]]:
     return p, []
 
 
+# ---- ActiGraph and GENEActiv (harnet's own readers; files from tests/_devicefiles.py)
+
+GFS = 30  # Hz, an ActiGraph rate
+GENE_FS = 50.0
+
+
+def _gt3x_ten_minutes(d: Path, name: str, **kw) -> Path:
+    from _devicefiles import write_gt3x
+
+    return write_gt3x(d / name, "2024-01-10 10:00:00", moving(GFS * 600).astype(np.float64), GFS, **kw)
+
+
+def _gt3x_records(p: Path) -> tuple[bytes, bytes]:
+    with zipfile.ZipFile(p) as z:
+        return z.read("info.txt"), z.read("log.bin")
+
+
+def _gt3x_rezip(p: Path, info: bytes, log: bytes) -> Path:
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("info.txt", info)
+        z.writestr("log.bin", log)
+    return p
+
+
+def _gt3x_truncated(d: Path) -> tuple[Path, list[str]]:
+    p = _gt3x_ten_minutes(d, "truncated.gt3x")
+    info, log = _gt3x_records(p)
+    return _gt3x_rezip(p, info, log[:-100]), []  # cut inside the last record
+
+
+BAD_RECORDS = [5, 6, 300]
+
+
+def _gt3x_bad_checksums(d: Path) -> tuple[Path, list[str]]:
+    p = _gt3x_ten_minutes(d, "checksums.gt3x")
+    info, log = _gt3x_records(p)
+    b = bytearray(log)
+    first = log.index(bytes([0x1E, 0]))
+    for r in BAD_RECORDS:  # one payload byte flipped in ACTIVITY records r (144 bytes each)
+        b[first + r * 144 + 50] ^= 0x5A
+    return _gt3x_rezip(p, info, bytes(b)), []
+
+
+def _check_gt3x_bad_checksums(r: Run) -> None:
+    reader = r.info["reader"]
+    assert reader["ChecksumErrors"] == reader["ReadErrors"] == len(BAD_RECORDS) and reader["ReadOK"] == 0
+    assert reader["NumSamples"] == GFS * (600 - len(BAD_RECORDS))
+    assert r.info["ValidWindows"] >= 50
+
+
+def _gt3x_idle_sleep(d: Path) -> tuple[Path, list[str]]:
+    return _gt3x_ten_minutes(d, "idle.gt3x", idle=[(120, 420)]), []
+
+
+def _check_gt3x_idle_sleep(r: Run) -> None:
+    """Idle-sleep seconds carry no samples: gaps (no label, no ENMO, neither wear nor non-wear)."""
+    reader = r.info["reader"]
+    assert reader["IdleSleepSeconds"] == 300 and reader["NumSamples"] == GFS * 300 and reader["NumGaps"] == 1
+    w = r.windows
+    t = pd.to_datetime(w["time"])
+    sleep = (t >= "2024-01-10 10:02:10") & (t < "2024-01-10 10:06:50")
+    assert sleep.sum() == 28
+    assert w.loc[sleep, "label"].isna().all() and w.loc[sleep, "acc"].isna().all()
+    assert not w.loc[sleep, "wear"].any() and not w.loc[sleep, "nonwear"].any()
+    assert w.loc[~sleep, "wear"].sum() >= 25
+
+
+def _gt3x_v1(d: Path) -> tuple[Path, list[str]]:
+    from _devicefiles import write_gt3x_v1
+
+    return write_gt3x_v1(d / "nhanes.gt3x", "2024-01-10 10:00:00", moving(GFS * 600).astype(np.float64), GFS), []
+
+
+def _check_gt3x_v1(r: Run) -> None:
+    assert r.info["reader"]["Format"].startswith("GT3X v1") and r.info["reader"]["NumSamples"] == GFS * 600
+
+
+def _gt3x_without_info(d: Path) -> tuple[Path, list[str]]:
+    p = d / "noinfo.gt3x"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("log.bin", b"")
+    return p, []
+
+
+def _csv_plain(d: Path) -> tuple[Path, list[str]]:
+    return write_csv(d / "plain.csv", times("2024-01-10 10:00:00", FS * 60), moving(FS * 60)), []
+
+
+def _bin_ten_minutes(d: Path, name: str, **kw) -> Path:
+    from _devicefiles import write_geneactiv
+
+    return write_geneactiv(d / name, "2024-01-10 10:00:00", moving(int(GENE_FS) * 600).astype(np.float64), GENE_FS, **kw)
+
+
+def _bin_truncated(d: Path) -> tuple[Path, list[str]]:
+    p = _bin_ten_minutes(d, "truncated.bin", pages_in_header=2000)
+    raw = p.read_bytes()
+    p.write_bytes(raw[: raw.rindex(b"Recorded Data") + 2000])  # ends inside the last page
+    return p, []
+
+
+def _check_bin_truncated(r: Run) -> None:
+    reader = r.info["reader"]
+    assert reader["NumPagesTruncated"] == 1 and reader["ReadErrors"] == 1 and reader["NumPages"] == 99
+    assert reader["NumPagesMissing"] == 2000 - 100 and reader["NumSamples"] == 99 * 300
+
+
+def _bin_bad_page(d: Path) -> tuple[Path, list[str]]:
+    p = _bin_ten_minutes(d, "badpage.bin")
+    raw = bytearray(p.read_bytes())
+    at = 0
+    for _ in range(11):  # the 11th page's payload gets a character that is no hex digit
+        at = raw.index(b"Recorded Data", at + 1)
+    payload = raw.index(b"\r\n", raw.index(b"Measurement Frequency", at)) + 2
+    raw[payload + 17] = ord("?")
+    p.write_bytes(bytes(raw))
+    return p, []
+
+
+def _check_bin_bad_page(r: Run) -> None:
+    reader = r.info["reader"]
+    assert reader["NumPagesDamaged"] == reader["ReadErrors"] == 1 and reader["ReadOK"] == 0
+    assert reader["NumSamples"] == 99 * 300 and r.info["ValidWindows"] >= 50
+
+
+def _bin_wrong_header(d: Path) -> tuple[Path, list[str]]:
+    p = _bin_ten_minutes(d, "header.bin")
+    p.write_bytes(p.read_bytes().replace(b"x gain:25875", b"x gain:"))
+    return p, []
+
+
+def _bin_header_only(d: Path) -> tuple[Path, list[str]]:
+    p = _bin_ten_minutes(d, "headeronly.bin")
+    raw = p.read_bytes()
+    p.write_bytes(raw[: raw.index(b"Recorded Data") + 200])  # the header and a cut first page
+    return p, []
+
+
 def _cwa_truncated(d: Path) -> tuple[Path, list[str]]:
     p = ten_minutes(d / "truncated.cwa")
     truncate(p, 200)  # ends 312 bytes into the last block
@@ -390,7 +528,7 @@ CASES: list[Case] = [
     Case("empty-csv", _bytes("empty.csv", b""), "refused", 1, ("empty",)),
     Case("random-cwa", _bytes("random.cwa", RANDOM), "refused", 1, ("not an Axivity CWA",)),
     Case("random-gt3x", _bytes("random.gt3x", RANDOM), "refused", 1, ("not a zip",)),
-    Case("random-bin", _bytes("random.bin", RANDOM), "refused", 1, (".bin",)),
+    Case("random-bin", _bytes("random.bin", RANDOM), "refused", 1, ("not a GENEActiv .bin file",)),
     Case("gzip-garbage-cwa", _gzip_garbage("garbage.cwa.gz"), "refused", 1, ("not an Axivity CWA",)),
     Case("gzip-garbage-csv", _gzip_garbage("garbage.csv.gz"), "refused", 1, ("not a text CSV",)),
     Case("not-gzip-cwa-gz", _bytes("notgzip.cwa.gz", RANDOM), "refused", 1, ("cannot be decompressed",)),
@@ -400,6 +538,18 @@ CASES: list[Case] = [
     Case("cwa-header-only", _cwa_header_only, "refused", 1, ("no readable data blocks",)),
     Case("cwa-two-sessions", _cwa_two_sessions, "processed", expect=(), check=_check_two_sessions),
     Case("gt3x-without-log-bin", _gt3x_without_log, "refused", 1, ("no log.bin",)),
+    Case("gt3x-without-info-txt", _gt3x_without_info, "refused", 1, ("no info.txt",)),
+    Case("gt3x-truncated-mid-record", _gt3x_truncated, "processed", expect=("ends inside a record",)),
+    Case("gt3x-bad-checksums", _gt3x_bad_checksums, "processed", expect=("3 record(s) with a wrong checksum",),
+         check=_check_gt3x_bad_checksums),
+    Case("gt3x-idle-sleep", _gt3x_idle_sleep, "processed", check=_check_gt3x_idle_sleep),
+    Case("gt3x-v1-nhanes", _gt3x_v1, "processed", check=_check_gt3x_v1),
+    Case("bin-truncated-mid-page", _bin_truncated, "processed", expect=("ends inside a page", "page count differs"),
+         check=_check_bin_truncated),
+    Case("bin-bad-page", _bin_bad_page, "processed", expect=("skipped 1 damaged page(s)",), check=_check_bin_bad_page),
+    Case("bin-wrong-header", _bin_wrong_header, "refused", 1, ("'x gain'",)),
+    Case("bin-header-only", _bin_header_only, "refused", 1, ("holds no readable pages",)),
+    Case("reader-actipy-on-csv", _csv_plain, "refused", 1, ("applies to device files only",), args=["--reader", "actipy"]),
     # tables
     Case("csv-missing-column", _csv_missing_column, "refused", 1, ("no z column",)),
     Case("csv-unparseable-time", _csv_bad_time, "refused", 1, ("row 701", "2024-01-10 noon")),

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     from harnet.io.recording import Recording
 
-SUFFIXES = (".cwa", ".cwa.gz", ".gt3x", ".bin", ".csv", ".csv.gz", ".parquet")
+SUFFIXES = (".cwa", ".cwa.gz", ".gt3x", ".agdc", ".bin", ".csv", ".csv.gz", ".parquet")
+READERS = ("auto", "harnet", "actipy")
 
 _LAZY = {
     "Recording": "harnet.io.recording:Recording",
@@ -21,12 +22,16 @@ _LAZY = {
     "read_cwa": "harnet.io.cwa:read_cwa",
     "read_table": "harnet.io.table:read_table",
     "read_actilife": "harnet.io.actilife:read_actilife",
+    "read_gt3x": "harnet.io.gt3x:read_gt3x",
+    "read_geneactiv": "harnet.io.geneactiv:read_geneactiv",
+    "Gt3xReader": "harnet.io.gt3x:Gt3xReader",
+    "GeneactivReader": "harnet.io.geneactiv:GeneactivReader",
     "read_actipy": "harnet.io.actipy_reader:read_actipy",
     "java_available": "harnet.io.actipy_reader:java_available",
     "write_cwa": "harnet.io.cwa_writer:write_cwa",
 }
 
-__all__ = ["read_device", "SUFFIXES", *_LAZY]
+__all__ = ["read_device", "block_reader", "SUFFIXES", "READERS", *_LAZY]
 
 # plausibility of gravity-included acceleration in g
 PLAUSIBLE_G = (0.5, 2.0)
@@ -55,8 +60,9 @@ def _kind(path: Path) -> str | None:
     for suffix, kind in (
         (".cwa.gz", "cwa"),
         (".cwa", "cwa"),
-        (".gt3x", "actipy"),
-        (".bin", "actipy"),
+        (".gt3x", "gt3x"),
+        (".agdc", "gt3x"),
+        (".bin", "geneactiv"),
         (".csv.gz", "table"),
         (".csv", "table"),
         (".parquet", "table"),
@@ -75,15 +81,17 @@ def read_device(
     units: str | None = None,
     sample_rate: float | None = None,
     progress: Any = None,
+    reader: str = "auto",
     **kw: Any,
 ) -> "Recording":
     """Read a wearable's raw acceleration: device-local naive time and float32 x, y, z in g.
 
-    Formats (by suffix): Axivity ``.cwa`` / ``.cwa.gz`` (AX3 and AX6, accelerometer channels;
-    harnet's own reader), ActiGraph ``.gt3x`` and GENEActiv ``.bin`` (through actipy, which
-    needs Java 8+), ActiLife raw CSV exports (``.csv`` / ``.csv.gz`` whose first line is
-    ActiLife's header line; rate, start and serial number from the header), and ``.csv`` /
-    ``.csv.gz`` / ``.parquet`` tables.
+    Formats (by suffix): Axivity ``.cwa`` / ``.cwa.gz`` (AX3 and AX6, accelerometer channels),
+    ActiGraph ``.gt3x`` / ``.agdc`` (GT3X v2 ``log.bin`` and old NHANES v1 ``activity.bin``) and
+    GENEActiv ``.bin``, all with harnet's own readers (no Java), ActiLife raw CSV exports
+    (``.csv`` / ``.csv.gz`` whose first line is ActiLife's header line; rate, start and serial
+    number from the header), and ``.csv`` / ``.csv.gz`` / ``.parquet`` tables. ``reader="actipy"`` reads a device file (``.cwa``, ``.cwa.gz``, ``.gt3x``,
+    ``.bin``) with actipy instead, which needs Java 8+ (every processing step off).
 
     Table options (CSV/parquet only): ``time_col`` and ``xyz_cols`` (names or 0-based indices),
     ``time_format`` (None for ISO text or Unix numbers, a strptime format, ``"unix_s"`` or
@@ -103,6 +111,8 @@ def read_device(
     from harnet.errors import InputError
 
     path = Path(path)
+    if reader not in READERS:
+        raise InputError(f"reader={reader!r} is not one of {', '.join(READERS)}")
     kind = _kind(path)
     if kind is None:
         raise InputError(
@@ -118,6 +128,8 @@ def read_device(
         from harnet.io.actilife import is_actilife, read_actilife
         from harnet.io.table import read_table
 
+        if reader == "actipy":
+            raise InputError(f"{path}: reader='actipy' (--reader actipy) applies to device files only; drop it for CSV/parquet")
         if path.name.lower().endswith((".csv", ".csv.gz")) and is_actilife(path):  # read from its own header
             given = [k for k in ("time_col", "xyz_cols", "time_format") if table_opts[k] is not None]
             rec = read_actilife(path, units=units or "g", sample_rate=sample_rate, progress=progress,
@@ -129,16 +141,26 @@ def read_device(
         given = [k for k, v in table_opts.items() if v is not None and not (k == "units" and v == "g")]
         if given:
             raise InputError(f"{path}: option(s) {', '.join(given)} apply to CSV/parquet files only; drop them for device files")
-        if kind == "cwa":
+        if kind == "cwa" and reader != "actipy":
             from harnet.io.cwa import read_cwa
 
             rec = read_cwa(path, progress=progress, **kw)
         else:
             if kw:
-                raise InputError(f"{path}: option(s) {', '.join(kw)} are not used for .gt3x/.bin files; drop them")
-            from harnet.io.actipy_reader import read_actipy
+                what = "--reader actipy" if reader == "actipy" else ".gt3x/.agdc/.bin files"
+                raise InputError(f"{path}: option(s) {', '.join(kw)} are not used for {what}; drop them")
+            if reader == "actipy":
+                from harnet.io.actipy_reader import read_actipy
 
-            rec = read_actipy(path)
+                rec = read_actipy(path)
+            elif kind == "gt3x":
+                from harnet.io.gt3x import read_gt3x
+
+                rec = read_gt3x(path)
+            else:
+                from harnet.io.geneactiv import read_geneactiv
+
+                rec = read_geneactiv(path)
         units_given = None
     if sample_rate is not None:
         if not sample_rate > 0:
@@ -147,6 +169,28 @@ def read_device(
             rec.info["SampleRateFile"] = rec.info["SampleRate"]
         rec.info["SampleRate"] = float(sample_rate)
     return finalize(rec, path, units_given)
+
+
+def block_reader(path: str | os.PathLike, **kw: Any) -> Any:
+    """A streaming reader for a ``.gt3x``/``.agdc`` or GENEActiv ``.bin`` file: its ``blocks()``
+    yields :class:`harnet.io.blocks.Block` objects (int64 ns times, float32 g) of bounded size in
+    file order, ``capacity()`` bounds the sample count and ``info`` is complete once the blocks
+    are exhausted. ``kw`` (``chunk_bytes``) goes to the reader. The blocks are the raw samples:
+    the checks of :func:`read_device` (sorting, repeated times, non-finite values) are not applied.
+    """
+    from harnet.errors import InputError
+
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "gt3x":
+        from harnet.io.gt3x import Gt3xReader
+
+        return Gt3xReader(path, **kw)
+    if kind == "geneactiv":
+        from harnet.io.geneactiv import GeneactivReader
+
+        return GeneactivReader(path, **kw)
+    raise InputError(f"{path}: block_reader streams .gt3x, .agdc and .bin files; use read_device for this format")
 
 
 def _median_magnitude(xyz: Any) -> float:

@@ -1,4 +1,8 @@
-"""ActiGraph ``.gt3x`` and GENEActiv ``.bin`` through actipy (which runs a Java reader).
+"""Device files through actipy (which runs a Java reader): ``read_device(..., reader="actipy")``.
+
+harnet reads every format with its own readers (no Java); this module is the opt-in
+alternative (``harnet predict --reader actipy``) and the reference the parity tests compare
+against. It reads ``.cwa``/``.cwa.gz``, ``.gt3x`` and GENEActiv ``.bin``.
 
 actipy is called with every processing step off (no filter, calibration, non-wear or
 resampling), so the samples are the device's own. GT3X idle-sleep seconds carry no samples and
@@ -28,9 +32,9 @@ from harnet.errors import HarnetError, InputError, JavaMissingError
 from harnet.io.recording import Recording
 
 JAVA_HELP = (
-    "reading .gt3x/.bin needs a Java runtime (8 or newer), which actipy uses; install one, e.g. "
+    "--reader actipy needs a Java runtime (8 or newer), which actipy uses; install one, e.g. "
     "`sudo apt-get install default-jre-headless`, `conda install -c conda-forge openjdk`, or "
-    "`brew install openjdk`, then retry"
+    "`brew install openjdk`, then retry; or drop --reader actipy: harnet's own readers need no Java"
 )
 
 # actipy info keys carried over as they are (times and counts are recomputed by read_device)
@@ -101,9 +105,11 @@ def _gist(lines: list[str], exc: BaseException) -> str:
 
 
 def check_file(path: Path) -> str:
-    """Cheap checks before Java starts; returns the kind ('gt3x' or 'bin')."""
+    """Cheap checks before Java starts; returns the kind ('gt3x', 'bin' or 'cwa')."""
     name = path.name.lower()
-    kind = "gt3x" if name.endswith(".gt3x") else "bin"
+    if name.endswith(".agdc"):
+        raise InputError(f"{path}: actipy does not read .agdc files; drop --reader actipy (harnet's own reader reads them)")
+    kind = "gt3x" if name.endswith(".gt3x") else "cwa" if name.endswith((".cwa", ".cwa.gz")) else "bin"
     if path.stat().st_size == 0:
         raise InputError(f"{path}: is empty (0 bytes); re-download the recording from the device software")
     if kind == "gt3x":
@@ -122,7 +128,7 @@ def check_file(path: Path) -> str:
                 f"{path}: has no log.bin (nor the older activity.bin), so it holds no samples; "
                 "it is not a complete GT3X file: export it again with ActiLife"
             )
-    else:
+    elif kind == "bin":
         with open(path, "rb") as f:
             head = f.read(256)
         if head.startswith(b"PK"):
@@ -131,7 +137,7 @@ def check_file(path: Path) -> str:
 
 
 def read_actipy(path: str | os.PathLike) -> Recording:
-    """Read a ``.gt3x`` or GENEActiv ``.bin`` file with actipy, all processing off."""
+    """Read a ``.cwa``/``.cwa.gz``, ``.gt3x`` or GENEActiv ``.bin`` file with actipy, all processing off."""
     path = Path(path)
     kind = check_file(path)
     require_java(path)

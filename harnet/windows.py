@@ -232,9 +232,10 @@ def _resample_core(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resample (t int64 ns, x (n, 3)) onto g0 + j / fs_out, j < m; see :func:`resample`.
 
-    ``enmo = (sos_enmo, edges_ns)``: also return the sum of ENMO (g) and the sample count of
+    ``enmo = (sos_enmo, edges_ns)``: also return the sum of ENMO (g), the sample count and the
+    sum of absolute deviations of the vector magnitude from its window mean (g; MAD x count) of
     the raw samples between consecutive ``edges_ns``, after filtering with ``sos_enmo``
-    (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (2, len-1).
+    (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (3, len-1).
     """
     out = np.full((m, 3), np.nan, dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
@@ -242,7 +243,7 @@ def _resample_core(
         t, x = t[finite], x[finite]
     del finite
     if m == 0 or len(t) == 0:
-        return out, (None if enmo is None else np.zeros((2, len(enmo[1]) - 1)))
+        return out, (None if enmo is None else np.zeros((3, len(enmo[1]) - 1)))
     # float64 ns relative to the grid start: exact integers for spans up to 104 days
     tr = (t - g0).astype(np.float64)
     grid = np.arange(m, dtype=np.float64) * NS / fs_out
@@ -294,13 +295,20 @@ def _resample_core(
             norm2 += np.square(ce, dtype=np.float64)
     if enmo is None:
         return out, None
-    sums = np.zeros((2, len(cuts) - 1))
+    sums = np.zeros((3, len(cuts) - 1))
     if b > a:
-        e = np.maximum(np.sqrt(norm2) - 1.0, 0.0)
+        vm = np.sqrt(norm2, out=norm2)  # vector magnitude (g), in place: no extra copy
+        e = np.maximum(vm - 1.0, 0.0)
         cnt = np.diff(cuts)
         full = cnt > 0
         if full.any():
-            sums[0, full] = np.add.reduceat(e, (cuts[:-1] - a)[full])
+            at = (cuts[:-1] - a)[full]
+            sums[0, full] = np.add.reduceat(e, at)
+            # MAD (Vaha-Ypya et al. 2015): mean |vm - mean(vm)| over the window's samples
+            mean_vm = np.zeros(len(cnt))
+            mean_vm[full] = np.add.reduceat(vm, at) / cnt[full]
+            e = np.abs(vm - np.repeat(mean_vm, cnt), out=e)
+            sums[2, full] = np.add.reduceat(e, at)
         sums[1] = cnt
     return out, sums
 
@@ -358,7 +366,9 @@ class WindowChunk:
     are classified); ``nonwear`` bool (N,): some sample lies in a non-wear episode;
     ``has_data`` bool (N,): at least one sample present; ``enmo_mg`` float32 (N,): mean ENMO
     ``max(|a| - 1, 0)`` in mg of the raw samples inside the window (device rate, 20 Hz
-    low-pass by default, non-wear samples included), NaN where ``has_data`` is False.
+    low-pass by default, non-wear samples included), NaN where ``has_data`` is False;
+    ``mad_mg`` float32 (N,): mean amplitude deviation ``mean(| |a| - mean|a| |)`` in mg of the
+    same samples (Vaha-Ypya et al. 2015), NaN where ``has_data`` is False.
     Non-wear samples keep their values in ``X``: use ``nonwear`` to mask them.
     """
 
@@ -368,6 +378,7 @@ class WindowChunk:
     nonwear: np.ndarray
     has_data: np.ndarray
     enmo_mg: np.ndarray
+    mad_mg: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -469,7 +480,7 @@ def iter_chunks(
             starts = (origin + (wa + np.arange(nwin, dtype=np.int64)) * win_ns).view("datetime64[ns]")
             X = np.full((nwin, 3, T), np.nan, dtype=np.float32)
             complete = np.zeros(nwin, dtype=bool)
-            esum = np.zeros((2, nwin))
+            esum = np.zeros((3, nwin))
         else:
             a = max(0, a - 1)
             b = min(n, b + 1)
@@ -483,6 +494,7 @@ def iter_chunks(
         has_data = ~np.isnan(X[:, 0, :]).all(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             enmo = np.where(has_data & (esum[1] > 0), esum[0] / esum[1] * 1000.0, np.nan).astype(np.float32)
+            mad = np.where(has_data & (esum[1] > 0), esum[2] / esum[1] * 1000.0, np.nan).astype(np.float32)
         yield WindowChunk(
             starts=starts,
             X=X,
@@ -490,4 +502,5 @@ def iter_chunks(
             nonwear=nw,
             has_data=has_data,
             enmo_mg=enmo,
+            mad_mg=mad,
         )

@@ -35,6 +35,19 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A duration such as 30min, 1h, 90s or 0.5H -> seconds (usage error otherwise)."""
+    if value is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|min|m|h|d)?\s*", value.lower())
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30min, 1h or 90s")
+    mult = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, None: 60}[m.group(2)]
+    return float(m.group(1)) * mult
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
@@ -54,7 +67,14 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--end", default=None, callback=_check_time, help="Ignore data from this time on (ISO, local).")
 @click.option("--exclude-first-day", is_flag=True, help="Drop the first calendar day from the summaries.")
 @click.option("--exclude-last-day", is_flag=True, help="Drop the last calendar day from the summaries.")
-@click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=0.0, help="Hours of wear for a day to count as valid.")
+@click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=16.0,
+              help="Hours of wear for a day (and a noon-to-noon night) to count as valid (GGIR's 16 h); a day without wear never is.")
+@click.option("--cutpoints", default="hildebrand",
+              help="Intensity bands: a named set (hildebrand, vahaypya2015) or ENMO thresholds in mg 'a,b' or 'a,b,c'.")
+@click.option("--single-sleep-block", is_flag=True, help="Keep only the main sleep period of each noon-to-noon night; other sleep becomes sedentary.")
+@click.option("--require-sleep-above", default=None, callback=_check_duration,
+              help="Sleep runs shorter than this (e.g. 30min, 1h) become sedentary.")
+@click.option("--table-format", type=click.Choice(["parquet", "csv"]), default="parquet", help="Format of the minute and hour tables.")
 @click.option("--calibrate/--no-calibrate", default=None, help="Gravity calibration (default: as the model was trained).")
 @click.option("--detect-nonwear/--no-detect-nonwear", default=None, help="Non-wear detection (default: as the model was trained).")
 @click.option("--nonwear-patience", type=click.FloatRange(min=1), default=90.0, help="Minutes of stillness counted as non-wear.")
@@ -82,7 +102,8 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage.")
 @click.pass_context
 def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
-            no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
+            no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, cutpoints,
+            single_sleep_block, require_sleep_above, table_format, calibrate,
             detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
             sample_rate, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
@@ -150,14 +171,18 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         timezone=timezone, start=start, end=end, exclude_first_day=exclude_first_day,
         exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day, calibrate=calibrate,
         detect_nonwear=detect_nonwear, nonwear_patience_min=nonwear_patience, nonwear_std_mg=nonwear_std,
-        lowpass_hz=lp, reader=reader,
+        lowpass_hz=lp, reader=reader, cutpoints=cutpoints, single_sleep_block=single_sleep_block,
+        require_sleep_above_s=require_sleep_above,
     )
+    from harnet.measures.intensity import parse_cutpoints
+
+    parse_cutpoints(cutpoints)  # a bad --cutpoints is an input error before any file is read
     if len(inputs) == 1 and out:
         path = inputs[0]
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
         res = predict_file(path, options=opts)
-        paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
+        paths = write_outputs(res, output_paths(out=out, table_format=table_format), plot=plot, windows_path=windows_out)
         if not quiet:
             _report(res, paths, verbose)
         return

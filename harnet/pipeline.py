@@ -23,7 +23,10 @@ from .errors import HarnetError, InputError
 log = logging.getLogger("harnet")
 
 #: Columns of the per-window time series before the per-class probability columns (public API).
-WINDOW_COLUMNS = ("time", "acc", "wear", "nonwear", "label", "label_raw")
+WINDOW_COLUMNS = ("time", "acc", "mad", "wear", "nonwear", "label", "label_raw")
+
+#: The field's valid-day rule (GGIR's default ``includedaycrit = 16``: at least 16 h of wear).
+DEFAULT_MIN_WEAR_PER_DAY = 16.0
 
 #: Longest span (first to last sample) predict accepts: every window of the span is made, so a
 #: stray timestamp decades away would otherwise take hours and all memory (docs/reliability.md).
@@ -45,7 +48,10 @@ class PredictOptions:
     end: str | None = None
     exclude_first_day: bool = False
     exclude_last_day: bool = False
-    min_wear_per_day: float = 0.0
+    min_wear_per_day: float = DEFAULT_MIN_WEAR_PER_DAY
+    cutpoints: str | None = None  # name or "a,b[,c]" mg (harnet.measures.intensity); None: default set
+    single_sleep_block: bool = False
+    require_sleep_above_s: float | None = None
     calibrate: bool | None = None  # None: follow the model's config
     detect_nonwear: bool | None = None
     nonwear_patience_min: float = 90.0
@@ -65,6 +71,10 @@ class PredictResult:
     info: dict[str, Any]
     labels: tuple[str, ...]
     window_sec: int
+    minutes: Any = None  # minute table (harnet.measures.tables)
+    hours: Any = None  # hour table
+    sleep: Any = None  # one row per night, None for a model without a sleep class
+    bouts: Any = None  # one row per bout
 
 
 class _Timer:
@@ -127,6 +137,7 @@ def predict_recording(
     from .hmm import HMM
     from .loading import resolve_model_dir
     from .modeldir import HMM_FILE, read_config, sha256_file
+    from .measures.intensity import band_codes, parse_cutpoints
     from .summary import summarize
     from .windows import iter_chunks
 
@@ -141,6 +152,16 @@ def predict_recording(
         )
     labels = tuple(cfg["labels"])
     window_sec = int(cfg["window_sec"])
+    cut = parse_cutpoints(opts.cutpoints)  # a bad --cutpoints is refused before any work
+    sleep_rules = bool(opts.single_sleep_block or opts.require_sleep_above_s)
+    if sleep_rules:
+        from .measures.study import find_class
+
+        if find_class(labels, "sleep") is None or find_class(labels, "sedentary") is None:
+            raise InputError(
+                f"--single-sleep-block and --require-sleep-above need a model with sleep and sedentary classes; "
+                f"{opts.model} has {list(labels)}"
+            )
     span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
     if span_s < window_sec:
         # processed, not refused: real short test files must still give (empty) summaries
@@ -180,7 +201,7 @@ def predict_recording(
     timer.add("preprocess", _time.perf_counter() - t0)
 
     lowpass = prep.get("lowpass_hz") if opts.lowpass_hz == "model" else opts.lowpass_hz
-    starts, acc, valid, nw, has_data, probs = [], [], [], [], [], []
+    starts, acc, mad, valid, nw, has_data, probs = [], [], [], [], [], [], []
     n_classes = len(labels)
     t_win = t_inf = 0.0
     t1 = _time.perf_counter()
@@ -208,6 +229,7 @@ def predict_recording(
         t_inf += t1 - t2
         starts.append(ch.starts)
         acc.append(ch.enmo_mg)
+        mad.append(ch.mad_mg if ch.mad_mg is not None else np.full(len(ch.starts), np.nan, dtype=np.float32))
         valid.append(ch.valid)
         nw.append(ch.nonwear)
         has_data.append(ch.has_data)
@@ -225,6 +247,7 @@ def predict_recording(
         rec.warn("no window was classified: every window is non-wear, a gap or incomplete, so there is no wear time")
     probs_a = np.concatenate(probs)
     acc_a = np.concatenate(acc).astype(np.float64)
+    mad_a = np.concatenate(mad).astype(np.float64)
     nonwear_a = np.concatenate(nw)
     has_data_a = np.concatenate(has_data)
 
@@ -236,14 +259,18 @@ def predict_recording(
 
     t4 = _time.perf_counter()
     times = _device_to_local(starts_a, opts.timezone)
+    if sleep_rules:
+        final = _sleep_rules(final, labels, times, window_sec, opts)
     cats = pd.CategoricalDtype(categories=list(labels))
     lab = pd.Categorical.from_codes(final, dtype=cats)
     lab_raw = pd.Categorical.from_codes(raw, dtype=cats)
     acc_a[~valid_a] = np.nan
+    mad_a[~valid_a] = np.nan
     df = pd.DataFrame(
         {
             "time": times,
             "acc": acc_a,
+            "mad": mad_a,
             "wear": valid_a,
             "nonwear": nonwear_a,
             "label": lab,
@@ -259,6 +286,7 @@ def predict_recording(
     if df.empty:
         raise InputError("no windows between --start and --end; check the recording's dates in info.json")
     df = df.reset_index(drop=True)
+    cut_vals = df["acc" if cut.metric == "acc" else "mad"].to_numpy()
     summ = summarize(
         df,
         labels,
@@ -266,8 +294,13 @@ def predict_recording(
         min_wear_per_day_hours=opts.min_wear_per_day,
         exclude_first_day=opts.exclude_first_day,
         exclude_last_day=opts.exclude_last_day,
+        bands=band_codes(cut_vals, cut, df["wear"].to_numpy()),
+        band_names=[f"Cut{b}" for b in cut.bands],
     )
     timer.add("summary", _time.perf_counter() - t4)
+    t5 = _time.perf_counter()
+    study = _study(df, summ, labels, window_sec, cut, opts)
+    timer.add("measures", _time.perf_counter() - t5)
     from . import __version__
 
     prov = cfg.get("provenance", {})
@@ -294,9 +327,52 @@ def predict_recording(
         "HasDataWindows": int(has_data_a.sum()),
         "ValidWindows": int(valid_a.sum()),
         **summ.overall,
+        **study.overall,
+        "Notes": study.notes,
         "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
     }
-    return PredictResult(windows=df, daily=summ.daily, info=info, labels=labels, window_sec=window_sec)
+    return PredictResult(windows=df, daily=study.daily, info=info, labels=labels, window_sec=window_sec,
+                         minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts)
+
+
+def _sleep_rules(final: np.ndarray, labels: tuple[str, ...], times: Any, window_sec: int, opts: PredictOptions) -> np.ndarray:
+    """actinet's --single-sleep-block / --require-sleep-above on the smoothed labels."""
+    from .measures.sleep import apply_sleep_rules
+    from .measures.study import find_class
+
+    idx = times
+    utc = idx.asi8 if idx.tz is None else idx.tz_convert("UTC").tz_localize(None).asi8
+    wall = idx.asi8 if idx.tz is None else idx.tz_localize(None).asi8
+    return apply_sleep_rules(
+        final, find_class(labels, "sleep"), find_class(labels, "sedentary"), utc, wall, window_sec * 1_000_000_000,
+        require_sleep_above_s=opts.require_sleep_above_s, single_sleep_block=opts.single_sleep_block,
+    )
+
+
+@dataclass
+class _Study:
+    daily: Any
+    minutes: Any
+    hours: Any
+    sleep: Any
+    bouts: Any
+    overall: dict[str, Any]
+    notes: list[str]
+
+
+def _study(df: Any, summ: Any, labels: tuple[str, ...], window_sec: int, cut: Any, opts: PredictOptions) -> _Study:
+    """The study measures (harnet.measures.study) joined onto the daily table."""
+    import pandas as pd
+
+    from .measures.study import study_measures
+
+    st = study_measures(df, summ, labels, window_sec, cut, min_wear_per_day_hours=opts.min_wear_per_day)
+    daily = summ.daily
+    extra = st.daily_extra
+    daily = pd.concat([daily[["Date"]], extra[["Weekday"]], daily.drop(columns=["Date"]), extra.drop(columns=["Weekday"])], axis=1)
+    for note in st.notes:
+        log.warning("harnet: %s", note)
+    return _Study(daily, st.minutes, st.hours, st.sleep, st.bouts, st.overall, st.notes)
 
 
 def predict_file(
@@ -348,8 +424,14 @@ def predict_file(
 
 # ---- writing -----------------------------------------------------------------------------
 
-def output_paths(out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None) -> dict[str, Path]:
-    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder."""
+def output_paths(
+    out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None, table_format: str = "parquet"
+) -> dict[str, Path]:
+    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder.
+
+    ``table_format`` (``parquet`` or ``csv``) is the format of the minute and hour tables."""
+    if table_format not in ("parquet", "csv"):
+        raise InputError(f"table format {table_format!r}: use parquet or csv")
     if out is not None:
         o = Path(out)
         stem = o.name[: -len(o.suffix)] if o.suffix else o.name
@@ -357,11 +439,52 @@ def output_paths(out: str | Path | None = None, outdir: str | Path | None = None
             "daily": o,
             "windows": o.with_name(f"{stem}-timeseries.parquet"),
             "info": o.with_name(f"{stem}-info.json"),
+            "minutes": o.with_name(f"{stem}-minutes.{table_format}"),
+            "hours": o.with_name(f"{stem}-hours.{table_format}"),
+            "sleep": o.with_name(f"{stem}-sleep.csv"),
+            "bouts": o.with_name(f"{stem}-bouts.csv"),
         }
     if outdir is None:
         raise InputError("give --out PATH.csv or --outdir DIR")
     d = Path(outdir) / (name or "recording")
-    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json"}
+    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json",
+            "minutes": d / f"minutes.{table_format}", "hours": d / f"hours.{table_format}",
+            "sleep": d / "sleep.csv", "bouts": d / "bouts.csv"}
+
+
+def _is_csv(p: Path) -> bool:
+    return p.suffix == ".csv" or p.name.endswith(".csv.gz")
+
+
+def round_for_csv(df: Any) -> Any:
+    """A copy with numbers rounded to what each measure resolves: ``(hours)`` 4 decimals
+    (0.36 s), ``(mg)``, ``(min)`` and ``(%)`` 2, unit-less measures (IG, R², RA) 4. info.json
+    and parquet keep full precision."""
+    import pandas as pd
+
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_float_dtype(out[c].dtype):
+            continue
+        if c.endswith("(hours)") or c.endswith("(hours/day)"):
+            out[c] = out[c].round(4)
+        elif c.endswith(("(mg)", "(min)", "(%)")):
+            out[c] = out[c].round(2)
+        else:
+            out[c] = out[c].round(4)
+    return out
+
+
+def _write_table(df: Any, tmp: Path, final: Path, time_cols: tuple[str, ...] = ("time",), rounded: bool = False) -> None:
+    """Parquet keeps times as timestamps (tz-aware when a time zone was given); CSV gets ISO text."""
+    if _is_csv(final):
+        w = round_for_csv(df) if rounded else df.copy()
+        for c in time_cols:
+            if c in w.columns and len(w) and hasattr(w[c], "dt"):
+                w[c] = _iso_times(w[c])
+        w.to_csv(tmp, index=False, compression="gzip" if final.name.endswith(".gz") else None)
+    else:
+        df.to_parquet(tmp, index=False)
 
 
 def json_clean(o: Any) -> Any:
@@ -433,15 +556,17 @@ def write_outputs(
         paths["windows"] = Path(windows_path)
     if plot is not None:
         paths["plot"] = Path(plot)
+    tables = {"minutes": result.minutes, "hours": result.hours, "sleep": result.sleep, "bouts": result.bouts}
+    for k, t in tables.items():
+        if t is None:  # no sleep class: no sleep table (said once in info.json "Notes")
+            paths.pop(k, None)
     with contextlib.ExitStack() as stack:
         tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        result.daily.to_csv(tmps["daily"], index=False)
-        w = result.windows.copy()
-        w["time"] = _iso_times(w["time"])
-        if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
-            w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
-        else:
-            w.to_parquet(tmps["windows"], index=False)
+        round_for_csv(result.daily).to_csv(tmps["daily"], index=False)
+        _write_table(result.windows, tmps["windows"], paths["windows"])
+        for k, t in tables.items():
+            if k in paths and t is not None:
+                _write_table(t, tmps[k], paths[k], ("time", "start", "end"), rounded=True)
         tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
         if plot is not None:
             from .plot import plot_days

@@ -61,7 +61,7 @@ import pandas as pd
 
 from harnet.errors import InputError
 
-__all__ = ["DAILY_COLUMNS_FIXED", "HOURLY_COLUMNS_FIXED", "Summary", "daily_columns", "hourly_columns", "summarize"]
+__all__ = ["DAILY_COLUMNS_FIXED", "HOURLY_COLUMNS_FIXED", "MinuteGrid", "Summary", "daily_columns", "hourly_columns", "summarize"]
 
 #: The first columns of :attr:`Summary.daily`, in order; per label columns follow (see
 #: :func:`daily_columns`).
@@ -104,6 +104,31 @@ def hourly_columns(labels: Sequence[str]) -> list[str]:
 
 
 @dataclass
+class MinuteGrid:
+    """Every local clock minute of the selected days, crude and adjusted (seconds, mg): the
+    building block of the minute and hour tables (``harnet.measures.tables``).
+
+    ``time`` local minute starts (tz-aware when the table is); ``day`` index into the daily
+    table; ``*_s`` seconds in the minute; ``cls_s``/``cls_adj_s`` (G, C) per label and
+    ``band_s``/``band_adj_s`` (G, B) per cut-point band (None without bands); ``enmo``,
+    ``enmo_adj``, ``mad`` mg (NaN where nothing to average).
+    """
+
+    time: pd.DatetimeIndex
+    day: np.ndarray
+    rec_s: np.ndarray
+    wear_s: np.ndarray
+    nonwear_s: np.ndarray
+    cls_s: np.ndarray
+    cls_adj_s: np.ndarray
+    enmo: np.ndarray
+    enmo_adj: np.ndarray
+    mad: np.ndarray
+    band_s: np.ndarray | None
+    band_adj_s: np.ndarray | None
+
+
+@dataclass
 class Summary:
     """Result of :func:`summarize`.
 
@@ -116,6 +141,7 @@ class Summary:
     daily: pd.DataFrame
     hourly: pd.DataFrame
     overall: dict[str, Any] = field(default_factory=dict)
+    minutes: MinuteGrid | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +158,8 @@ class _Windows:
     code: np.ndarray  # int64 label index, -1 when not classified
     tz: tzinfo | None
     window_ns: int
+    mad: np.ndarray | None = None  # float64 mg (harnet.measures), None when the table has no 'mad'
+    band: np.ndarray | None = None  # int64 cut-point band index, -1 when none (harnet.measures)
 
 
 def _fail(msg: str) -> InputError:
@@ -157,7 +185,7 @@ def _bool_column(df: pd.DataFrame, col: str) -> np.ndarray:
         raise _fail(f"window table: column {col!r} is not boolean ({s.dtype}); give True/False per window") from e
 
 
-def _prepare(windows: pd.DataFrame, labels: list[str], window_sec: float) -> _Windows:
+def _prepare(windows: pd.DataFrame, labels: list[str], window_sec: float, band: np.ndarray | None = None) -> _Windows:
     """Check the window table and return sorted plain arrays."""
     if not isinstance(windows, pd.DataFrame):
         raise _fail(f"expected the per-window table as a pandas DataFrame, got {type(windows).__name__}")
@@ -205,8 +233,13 @@ def _prepare(windows: pd.DataFrame, labels: list[str], window_sec: float) -> _Wi
     if bad.any():
         raise _fail(f"window table: window at {idx[np.argmax(bad)]} has a label but is not flagged worn; set wear=True or clear the label")
 
+    mad = windows["mad"].to_numpy(dtype=np.float64, na_value=np.nan) if "mad" in windows.columns else None
+    if band is not None and len(band) != len(utc):
+        raise _fail(f"band codes: {len(band)} values for {len(utc)} windows; give one per window")
     order = np.argsort(utc, kind="stable")
     utc, wall_day, acc, wear, nonwear, code = (a[order] for a in (utc, wall_day, acc, wear, nonwear, code))
+    mad = None if mad is None else mad[order]
+    band = None if band is None else np.asarray(band, dtype=np.int64)[order]
     if len(utc) > 1:
         step = np.diff(utc)
         over = step < window_ns
@@ -217,7 +250,7 @@ def _prepare(windows: pd.DataFrame, labels: list[str], window_sec: float) -> _Wi
                 f"window table: windows overlap or repeat at {when} (starts {step[i] / _NS:g} s apart, window {window_sec} s); "
                 "remove duplicated rows or pass the right window_sec"
             )
-    return _Windows(utc, wall_day, acc, wear, nonwear, code, tz, window_ns)
+    return _Windows(utc, wall_day, acc, wear, nonwear, code, tz, window_ns, mad, band)
 
 
 def _to_utc_ns(value: Any, tz: tzinfo | None, what: str) -> int:
@@ -259,7 +292,8 @@ def _select(w: _Windows, start: Any, end: Any, exclude_first_day: bool, exclude_
         raise _fail("no windows left after applying start/end and the first/last-day exclusions; widen the selection")
     if keep.all():
         return w
-    return _Windows(w.utc[keep], w.wall_day[keep], w.acc[keep], w.wear[keep], w.nonwear[keep], w.code[keep], w.tz, w.window_ns)
+    opt = [None if a is None else a[keep] for a in (w.mad, w.band)]
+    return _Windows(w.utc[keep], w.wall_day[keep], w.acc[keep], w.wear[keep], w.nonwear[keep], w.code[keep], w.tz, w.window_ns, *opt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,9 +316,13 @@ class _Timeline:
     cls: np.ndarray  # (G, C) worn ns per class
     enmo_w: np.ndarray  # (G,) worn ns with a finite acc
     enmo_s: np.ndarray  # (G,) sum of acc x ns over those
+    grid: np.ndarray | None = None  # (G,) UTC ns of each minute's start
+    mad_w: np.ndarray | None = None  # (G,) worn ns with a finite MAD
+    mad_s: np.ndarray | None = None
+    band: np.ndarray | None = None  # (G, B) worn ns per cut-point band
 
 
-def _timeline(w: _Windows, n_labels: int) -> _Timeline:
+def _timeline(w: _Windows, n_labels: int, n_bands: int = 0) -> _Timeline:
     first_day, last_day = int(w.wall_day.min()), int(w.wall_day.max())
     n_days = last_day - first_day + 1
     origin = _local_midnight_utc(first_day, w.tz)
@@ -329,7 +367,17 @@ def _timeline(w: _Windows, n_labels: int) -> _Timeline:
     cls = np.bincount(pm[wear_p] * n_labels + w.code[pr][wear_p], pns[wear_p], n_min * n_labels).reshape(n_min, n_labels)
     enmo_w = np.bincount(pm[fin_p], pns[fin_p], n_min)
     enmo_s = np.bincount(pm[fin_p], pns[fin_p] * acc_p[fin_p], n_min)
-    return _Timeline(first_day, n_days, origin, day, key, dow, rec, wear, nonwear, cls, enmo_w, enmo_s)
+    mad_w = mad_s = band = None
+    if w.mad is not None:
+        mad_p = w.mad[pr]
+        fm = wear_p & np.isfinite(mad_p)
+        mad_w = np.bincount(pm[fm], pns[fm], n_min)
+        mad_s = np.bincount(pm[fm], pns[fm] * mad_p[fm], n_min)
+    if n_bands and w.band is not None:
+        b_p = w.band[pr]
+        fb = wear_p & (b_p >= 0)
+        band = np.bincount(pm[fb] * n_bands + b_p[fb], pns[fb], n_min * n_bands).reshape(n_min, n_bands)
+    return _Timeline(first_day, n_days, origin, day, key, dow, rec, wear, nonwear, cls, enmo_w, enmo_s, grid, mad_w, mad_s, band)
 
 
 def _group_sum(gid: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -401,6 +449,8 @@ def summarize(
     exclude_last_day: bool = False,
     start: Any = None,
     end: Any = None,
+    bands: np.ndarray | None = None,
+    band_names: Sequence[str] = (),
 ) -> Summary:
     """Summarise a per-window table into daily, hour-of-day and recording figures.
 
@@ -411,12 +461,15 @@ def summarize(
     windows : the per-window table (``time``, ``acc``, ``wear``, ``nonwear``, ``label``).
     labels : the model's class names in model order (the daily columns follow this order).
     window_sec : window length in seconds.
-    min_wear_per_day_hours : a day is valid (``DayValid``) when its wear time reaches this; only
-        valid days enter the recording averages.
+    min_wear_per_day_hours : a day is valid (``DayValid``) when its wear time reaches this (and is
+        above zero: a day without wear is never valid); only valid days enter the averages.
     exclude_first_day, exclude_last_day : drop the first/last local calendar day of the selection.
     start, end : keep windows starting in ``[start, end)`` (``end`` is exclusive: ``end='2024-03-05'``
         stops at the midnight that begins 5 March). Naive values are local time when the table is
         tz-aware.
+    bands, band_names : optional cut-point band index per window row (-1: none) and the band
+        column names: adds ``<name>(min)`` and ``<name>Adjusted(min)`` daily columns (worn minutes
+        per band, imputed like the classes) and the bands to :attr:`Summary.minutes`.
 
     Returns
     -------
@@ -437,10 +490,11 @@ def summarize(
     labs = _check_labels(labels)
     if not (isinstance(min_wear_per_day_hours, (int, float, np.integer, np.floating)) and min_wear_per_day_hours >= 0):
         raise _fail(f"min_wear_per_day_hours must be a number >= 0, got {min_wear_per_day_hours!r}")
-    w = _prepare(windows, labs, window_sec)
+    w = _prepare(windows, labs, window_sec, None if bands is None else np.asarray(bands))
     w = _select(w, start, end, exclude_first_day, exclude_last_day)
     C = len(labs)
-    tl = _timeline(w, C)
+    B = len(band_names) if bands is not None else 0
+    tl = _timeline(w, C, B)
     D = tl.n_days
     day = tl.day
 
@@ -453,6 +507,10 @@ def summarize(
     e_ratio, e_found = _impute(tl, tl.enmo_w, tl.enmo_s)
     adj_es = tl.enmo_s + np.where(e_found, miss_e * np.nan_to_num(e_ratio), 0.0)
     adj_ew = tl.enmo_w + np.where(e_found, miss_e, 0.0)
+    adj_band = None
+    if tl.band is not None:
+        bfrac, bfound = _impute(tl, tl.wear, tl.band)
+        adj_band = tl.band + np.where(bfound[:, None], missing[:, None] * np.nan_to_num(bfrac), 0.0)
 
     # ---- per day sums (ns)
     def per_day(v: np.ndarray) -> np.ndarray:
@@ -470,7 +528,7 @@ def summarize(
         enmo = np.where(d_ew > 0, d_es / np.where(d_ew > 0, d_ew, 1), np.nan)
         enmo_adj = np.where(d_aew > 0, d_aes / np.where(d_aew > 0, d_aew, 1), np.nan)
     wear_h = d_wear / _HOUR_NS
-    valid = wear_h >= float(min_wear_per_day_hours)
+    valid = (wear_h >= float(min_wear_per_day_hours)) & (d_wear > 0)  # no wear: never valid
     days = pd.to_datetime(np.arange(tl.first_day, tl.first_day + D) * _DAY_NS, unit="ns")
     dates = [d.strftime("%Y-%m-%d") for d in days]
 
@@ -488,7 +546,14 @@ def summarize(
     for c, lab in enumerate(labs):
         data[f"{lab}(hours)"] = d_cls[:, c] / _HOUR_NS
         data[f"{lab}Adjusted(hours)"] = d_adj[:, c] / _HOUR_NS
-    daily = pd.DataFrame(data, columns=daily_columns(labs))
+    cols = daily_columns(labs)
+    if tl.band is not None and adj_band is not None:
+        d_band, d_aband = per_day(tl.band), per_day(adj_band)
+        for b, name in enumerate(band_names):
+            data[f"{name}(min)"] = d_band[:, b] / _MIN_NS
+            data[f"{name}Adjusted(min)"] = d_aband[:, b] / _MIN_NS
+            cols += [f"{name}(min)", f"{name}Adjusted(min)"]
+    daily = pd.DataFrame(data, columns=cols)
 
     # ---- hour of day (valid days), coverage (all days)
     hour = tl.key // 60
@@ -545,4 +610,24 @@ def summarize(
     ov["DSTCrossings"] = [dates[i] for i in np.flatnonzero(d_len != _DAY_NS)]
     ov["Timezone"] = None if w.tz is None else str(w.tz)
     ov["MinWearPerDay(hours)"] = float(min_wear_per_day_hours)
-    return Summary(daily=daily, hourly=hourly, overall=ov)
+    return Summary(daily=daily, hourly=hourly, overall=ov, minutes=_minute_grid(tl, w.tz, adj_cls, adj_es, adj_ew, adj_band))
+
+
+def _minute_grid(tl: _Timeline, tz: tzinfo | None, adj_cls: np.ndarray, adj_es: np.ndarray, adj_ew: np.ndarray,
+                 adj_band: np.ndarray | None) -> MinuteGrid:
+    grid = tl.grid if tl.grid is not None else tl.origin + np.arange(len(tl.key), dtype=np.int64) * _MIN_NS
+    t = pd.DatetimeIndex(grid.view("datetime64[ns]"))
+    if tz is not None:
+        t = t.tz_localize("UTC").tz_convert(tz)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        enmo = np.where(tl.enmo_w > 0, tl.enmo_s / np.where(tl.enmo_w > 0, tl.enmo_w, 1), np.nan)
+        enmo_adj = np.where(adj_ew > 0, adj_es / np.where(adj_ew > 0, adj_ew, 1), np.nan)
+        if tl.mad_w is not None and tl.mad_s is not None:
+            mad = np.where(tl.mad_w > 0, tl.mad_s / np.where(tl.mad_w > 0, tl.mad_w, 1), np.nan)
+        else:
+            mad = np.full(len(grid), np.nan)
+    return MinuteGrid(
+        time=t, day=tl.day, rec_s=tl.rec / _NS, wear_s=tl.wear / _NS, nonwear_s=tl.nonwear / _NS,
+        cls_s=tl.cls / _NS, cls_adj_s=adj_cls / _NS, enmo=enmo, enmo_adj=enmo_adj, mad=mad,
+        band_s=None if tl.band is None else tl.band / _NS, band_adj_s=None if adj_band is None else adj_band / _NS,
+    )

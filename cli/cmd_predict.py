@@ -54,7 +54,9 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
 @click.option("--outdir", type=click.Path(file_okay=False), help="Write each recording's outputs into DIR/<name>/.")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Write a PNG: one row per day, classes as bands, ENMO (mg) on top, sleep periods marked. "
+              "With --outdir, a file name written into each recording's folder (e.g. days.png).")
 @click.option("--model", default=DEFAULT_MODEL, help="Registry name (see `harnet models`), model directory or hf://org/repo[@rev].")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-winograd", "onnx-int8"]), default="auto",
               help="Inference backend; auto: ONNX Runtime (Winograd fp32) on CPU, torch on a GPU.")
@@ -188,8 +190,14 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         return
     from harnet.batch import JobOptions, run_batch  # many inputs: see harnet.batch
 
-    if plot or windows_out:
-        raise click.UsageError("--plot and --windows-out apply to one input with --out, not to --outdir batches")
+    if windows_out:
+        raise click.UsageError("--windows-out applies to one input with --out, not to --outdir batches")
+    if plot is not None:
+        import pathlib
+
+        if pathlib.Path(plot).name != plot or plot in ("", ".", ".."):
+            raise click.UsageError(f"with --outdir, --plot is a file name for each recording's folder (e.g. days.png), not the path {plot!r}")
+        batch["plot"] = plot
     job = JobOptions(jobs=batch.pop("jobs"), cores=batch.pop("job_cores"), memory=batch.pop("job_memory"),
                      walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
                      extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))

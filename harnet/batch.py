@@ -62,6 +62,8 @@ log = logging.getLogger("harnet")
 
 #: Per-recording output files that together mean "done" (names inside ``DIR/<name>/``).
 DONE_FILES = ("summary.csv", "timeseries.parquet", "info.json")
+#: The study tables (docs/outputs.md), removed with the rest when a recording is redone.
+STUDY_FILES = ("minutes.parquet", "minutes.csv", "hours.parquet", "hours.csv", "sleep.csv", "bouts.csv")
 #: Volatile per-run details beside info.json: timings, host, process, threads.
 RUN_FILE = "run.json"
 FAILURES_FILE = "failures.csv"
@@ -255,6 +257,7 @@ class RecordingTask:
     backend: str
     threads: int | None
     event_log: str | None = None
+    plot: str | None = None  # file name of a plot written into the recording's folder
 
     @property
     def folder(self) -> Path:
@@ -305,7 +308,7 @@ def _worker_backend(task: RecordingTask) -> Any:
 
 def _remove_outputs(folder: Path) -> None:
     # info.json first: without it the folder never looks done, whatever else is left
-    for n in ("info.json", *DONE_FILES, RUN_FILE):
+    for n in ("info.json", *DONE_FILES, *STUDY_FILES, RUN_FILE):
         with contextlib.suppress(FileNotFoundError):
             (folder / n).unlink()
 
@@ -335,7 +338,7 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
         res.info["input"] = {"path": task.path, "name": Path(task.path).name, "size": size}
         paths = output_paths(outdir=task.outdir, name=task.name)
         _remove_outputs(task.folder)
-        write_outputs(res, paths)
+        write_outputs(res, paths, plot=None if task.plot is None else task.folder / task.plot)
         from ._fileio import atomic_write_text
 
         run = {
@@ -639,10 +642,12 @@ def process_batch(
     force: bool = False,
     client: Any = None,
     progress: bool = False,
+    plot: str | None = None,
 ) -> BatchReport:
     """Run :func:`harnet.predict_file` over many recordings into ``outdir`` (see the module doc).
 
     ``client``: a ``distributed.Client`` to run on a Dask cluster instead of local processes.
+    ``plot``: a file name (``days.png``): each recording's plot is written into its folder.
     Returns a :class:`BatchReport`; failed inputs are also listed in ``outdir/failures.csv``.
     """
     from .backends import resolve_backend
@@ -693,7 +698,7 @@ def process_batch(
             if not force and p.is_file() and is_done(out / name, identity, p):
                 report.skipped.append(name)
                 continue
-            tasks.append(RecordingTask(str(p), name, str(out), task_opts, str(mdir), backend, threads, event_log))
+            tasks.append(RecordingTask(str(p), name, str(out), task_opts, str(mdir), backend, threads, event_log, plot))
 
         bar = None
         if progress and tasks:
@@ -841,6 +846,7 @@ def run_batch(
     scheduler: str | None = None,
     cluster: str | None = None,
     job: JobOptions | None = None,
+    plot: str | None = None,
 ) -> int:
     """``harnet predict`` with several inputs or ``--outdir``: run the batch and report.
 
@@ -854,9 +860,11 @@ def run_batch(
         raise InputError("--workers is for the local mode; with a Dask cluster size it there (--jobs, --job-cores)")
     if (scheduler or cluster):
         with dask_client(scheduler, cluster, job, quiet) as client:
-            rep = process_batch(inputs, outdir, options, pattern=pattern, force=force, client=client, progress=not quiet)
+            rep = process_batch(inputs, outdir, options, pattern=pattern, force=force, client=client, progress=not quiet,
+                                plot=plot)
     else:
-        rep = process_batch(inputs, outdir, options, workers=workers, pattern=pattern, force=force, progress=not quiet)
+        rep = process_batch(inputs, outdir, options, workers=workers, pattern=pattern, force=force, progress=not quiet,
+                            plot=plot)
     if not quiet or rep.failures:
         how = f"{rep.workers} worker(s) x {rep.threads} thread(s)" if rep.mode == "local" else "Dask"
         msg = (

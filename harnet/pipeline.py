@@ -571,5 +571,23 @@ def write_outputs(
         if plot is not None:
             from .plot import plot_days
 
-            plot_days(result.windows, result.labels, tmps["plot"])
+            plot_days(result.windows, result.labels, tmps["plot"], title=plot_title(result), sleep_periods=_sleep_periods(result))
     return paths
+
+
+def plot_title(result: PredictResult) -> str:
+    """File name, device ID and dates, for the plot."""
+    info = result.info
+    name = (info.get("input") or {}).get("name") or "recording"
+    dev = (info.get("reader") or {}).get("DeviceID")
+    dates = list(result.daily["Date"]) if len(result.daily) else []
+    span = f"{dates[0]} to {dates[-1]}" if dates else ""
+    return " | ".join(x for x in (str(name), f"device {dev}" if dev not in (None, "") else "", span) if x)
+
+
+def _sleep_periods(result: PredictResult) -> list[tuple[str, str]]:
+    s = result.sleep
+    if s is None or not len(s):
+        return []
+    ok = s["Onset"].notna() & s["Wake"].notna()
+    return list(zip(s.loc[ok, "Onset"], s.loc[ok, "Wake"]))

@@ -114,6 +114,15 @@ def test_bouts_and_circadian_in_the_daily_table():
     assert st.overall["Sleep/Onset(clock)"] == "23:00" and st.overall["Sleep/Wake(clock)"] == "07:00"
 
 
+def test_column_lists_match_what_is_computed():
+    from harnet.measures.study import daily_extra_columns, recording_columns
+
+    s, st = _run(_table("2024-03-04", DAY * 2))
+    assert list(st.daily_extra.columns) == ["Weekday", *daily_extra_columns(LABELS, CUT)]
+    scalars = [k for k, v in st.overall.items() if not isinstance(v, (dict, list))]
+    assert scalars == recording_columns(LABELS, CUT)
+
+
 def test_no_sleep_class_means_no_sleep_table():
     labels = ["rest", "active"]
     n = 2880

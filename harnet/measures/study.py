@@ -22,7 +22,10 @@ from .intensity import MX_MINUTES, CutPoints, intensity_gradient, mx_metrics
 from .sleep import mean_clock, night_table_arrays
 from .tables import hour_grid, hour_table, minute_table
 
-__all__ = ["BOUT_SPECS", "StudyTables", "band_column_names", "find_class", "study_measures"]
+__all__ = [
+    "BOUT_SPECS", "StudyTables", "band_column_names", "daily_extra_columns", "find_class", "recording_columns",
+    "study_measures",
+]
 
 _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
@@ -54,6 +57,53 @@ def find_class(labels: Sequence[str], kind: str) -> int | None:
 def band_column_names(cut: CutPoints) -> list[str]:
     """Daily/minute column stems of the cut-point bands: ``Cut<band>``."""
     return [f"Cut{b}" for b in cut.bands]
+
+
+def _bout_kinds(labels: Sequence[str], cut: CutPoints) -> list[str]:
+    kinds = []
+    if find_class(labels, "mvpa") is not None:
+        kinds.append("MVPA")
+    if find_class(labels, "sedentary") is not None:
+        kinds.append("Sedentary")
+    kinds.append("CutMVPA")
+    if cut.bands[0] == "Inactive":
+        kinds.append("CutSedentary")
+    return kinds
+
+
+def _bout_stems(labels: Sequence[str], cut: CutPoints) -> list[str]:
+    out = []
+    for kind in _bout_kinds(labels, cut):
+        base = "MVPA" if kind.endswith("MVPA") else "Sedentary"
+        out += [f"{kind}Bouts{m}min" for k, m, _ in BOUT_SPECS if k == base]
+    return out
+
+
+def daily_extra_columns(labels: Sequence[str], cut: CutPoints) -> list[str]:
+    """The daily columns :func:`study_measures` adds after the band columns, in order."""
+    cols = []
+    for stem in _bout_stems(labels, cut):
+        cols += [f"{stem}(count)", f"{stem}(min)"]
+    cols += ["IntensityGradient", "IntensityGradientIntercept", "IntensityGradientR2"]
+    cols += [f"M{x}(mg)" for x in MX_MINUTES]
+    return cols + ["M10(mg)", "M10Start", "L5(mg)", "L5Start", "RA"]
+
+
+def recording_columns(labels: Sequence[str], cut: CutPoints) -> list[str]:
+    """The scalar info.json keys :func:`study_measures` adds, in order (the cohort table's)."""
+    cols = []
+    for stem in _bout_stems(labels, cut):
+        cols += [f"{stem}(count/day)", f"{stem}(min/day)"]
+    cols += ["IntensityGradient", "IntensityGradientIntercept", "IntensityGradientR2"]
+    cols += [f"M{x}(mg)" for x in MX_MINUTES] + ["M10(mg)", "L5(mg)", "RA", "IS", "IV"]
+    cols += ["Profile/M10(mg)", "Profile/M10StartHour", "Profile/L5(mg)", "Profile/L5StartHour", "Profile/RA"]
+    bands = band_column_names(cut)
+    cols += [f"{b}(min/day)" for b in bands] + [f"{b}Adjusted(min/day)" for b in bands]
+    if find_class(labels, "sleep") is not None:
+        cols += ["Sleep/NumNights", "Sleep/NumValidNights"] + [
+            f"Sleep/{c}" for c in ("SleepPeriod(hours)", "SleepTime(hours)", "WASO(min)", "NonwearInPeriod(min)",
+                                   "SleepEfficiency(%)", "Awakenings", "Onset(clock)", "Wake(clock)")]
+    return cols
 
 
 @dataclass

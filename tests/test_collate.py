@@ -101,7 +101,8 @@ def batch_out(tmp_path_factory, tiny_model):  # noqa: F811
     ]
     bad = root / "data" / "C03.cwa"
     bad.write_bytes(b"MD" + bytes(2000))  # a header and no data
-    rep = batch.process_batch([*files, bad], root / "out", opts_for(tiny_model, threads=1, timezone="Europe/London", min_wear_per_day=0))
+    rep = batch.process_batch([*files, bad], root / "out", opts_for(tiny_model, threads=1, timezone="Europe/London", min_wear_per_day=0),
+                              plot="days.png")
     assert len(rep.processed) == 3 and [f.name for f in rep.failures] == ["C03"]
     return root / "out"
 
@@ -201,6 +202,8 @@ def test_stacked_tables(batch_out, tmp_path):
         mine = m[m["Participant"] == name].drop(columns="Participant").reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, t)
     assert str(m["time"].dt.tz) == "Europe/London"
+    # batch --plot: one picture in each recording's folder
+    assert all((batch_out / name / "days.png").is_file() for name in own)
     s = pd.read_csv(tmp_path / "c-sleep.csv")
     assert s.columns[0] == "Participant" and set(s["Participant"]) == set(own)
 

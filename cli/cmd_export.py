@@ -37,7 +37,8 @@ def export(model: str, onnx_path: Path | None, opset: int, algorithm: str, int8:
     sample rate, preprocessing, provenance) is embedded as metadata.
     """
     from harnet.errors import HarnetError
-    from harnet.export import export_int8, export_onnx, read_metadata
+    from harnet.onnx.export import export_onnx, read_metadata
+    from harnet.onnx.int8 import export_int8
 
     if int8 and not calibrate:
         raise click.UsageError("--int8 needs at least one --calibrate device file (real recordings)")

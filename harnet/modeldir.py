@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ._fileio import atomic_path, atomic_write_text
+from .arch import WINDOW_SEC
 from .errors import ModelError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 HMM_FILE = "hmm.json"
-ONNX_FILE = "model.onnx"
 
 #: What the published classifiers were trained with (the field's default pipeline).
 DEFAULT_PREPROCESSING: dict[str, Any] = {
@@ -35,8 +35,6 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 }
 
 
-# window of each architecture (as harnet.model, which imports torch)
-_WINDOW_SEC = {"harnet5": 5, "harnet10": 10, "harnet30": 30}
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -59,7 +57,7 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
         if key not in cfg:
             raise ModelError(f"{p} lacks the field {key!r}; restore it from the model's source")
     # checked here, without torch, so that no backend runs windows of the wrong length
-    want = _WINDOW_SEC.get(cfg["arch"])
+    want = WINDOW_SEC.get(cfg["arch"])
     if want is not None and cfg["window_sec"] != want:
         raise ModelError(
             f"{p} says arch={cfg['arch']} with window_sec={cfg['window_sec']}, but {cfg['arch']} takes "
@@ -176,7 +174,7 @@ def load_model_dir(
         raise ModelError(f"cannot read {wpath}: {e}") from None
     if backbone:
         sd = {**{k: v for k, v in model.state_dict().items() if k.startswith("classifier.")}, **sd}
-    _load_strict(model, sd, source=str(wpath))
+    load_strict(model, sd, source=str(wpath))
     hpath = d / HMM_FILE
     if hpath.is_file():
         model.hmm = HMM.load(hpath)
@@ -192,7 +190,7 @@ def load_model_dir(
     return model.eval()
 
 
-def _load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
+def load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]

@@ -1,23 +1,23 @@
 """``predict_file``: device file -> per-window labels -> daily summaries, in bounded memory.
 
-Stages: read (``harnet.io``), calibrate and detect non-wear (``harnet.preprocess``), resample
-and cut clock-aligned windows a day at a time (``harnet.windows``), classify the valid windows
+Stages: read (``harnet.io``), calibrate and detect non-wear (``harnet.signal``), resample
+and cut clock-aligned windows a day at a time (``harnet.signal.windows``), classify the valid windows
 (``harnet.backends``), smooth with the model's HMM (``harnet.hmm``), summarise
-(``harnet.summary``). The CLI's ``harnet predict`` is a thin layer over this module.
+(``harnet.measures``). The CLI's ``harnet predict`` is a thin layer over this module.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
+from .arch import DEFAULT_MODEL
 from .errors import HarnetError, InputError
 
 log = logging.getLogger("harnet")
@@ -37,7 +37,7 @@ MAX_SPAN_DAYS = 400
 class PredictOptions:
     """Every option of ``harnet predict`` that changes results (recorded in info.json)."""
 
-    model: str = "harnet30-c24-walmsley"
+    model: str = DEFAULT_MODEL
     backend: str = "auto"
     device: str | None = None
     threads: int | None = None
@@ -77,7 +77,9 @@ class PredictResult:
     bouts: Any = None  # one row per bout
 
 
-class _Timer:
+class StageTimer:
+    """Seconds per stage (read, preprocess, windows, inference, hmm, summary), summed."""
+
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
@@ -127,22 +129,23 @@ def predict_recording(
     backend: Any = None,
     model_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
-    timer: _Timer | None = None,
+    timer: StageTimer | None = None,
 ) -> PredictResult:
     """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`)."""
     import pandas as pd
 
-    from . import preprocess
-    from .backends import get_backend
+    from .signal.calibrate import calibrate_gravity
+    from .signal.nonwear import detect_nonwear
     from .hmm import HMM
     from .loading import resolve_model_dir
-    from .modeldir import HMM_FILE, read_config, sha256_file
+    from .predictor import get_backend
+    from .modeldir import HMM_FILE, read_config
+    from .measures.activity import summarize
     from .measures.intensity import band_codes, parse_cutpoints
-    from .summary import summarize
-    from .windows import iter_chunks
+    from .signal.windows import iter_chunks
 
     opts = options or PredictOptions()
-    timer = timer or _Timer()
+    timer = timer or StageTimer()
     mdir = Path(model_dir) if model_dir is not None else resolve_model_dir(opts.model)
     cfg = read_config(mdir)
     if cfg.get("kind") == "backbone":
@@ -187,14 +190,14 @@ def predict_recording(
     t0 = _time.perf_counter()
     calibrate = prep.get("calibrate_gravity", True) if opts.calibrate is None else opts.calibrate
     if calibrate:
-        info.update(preprocess.calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
+        info.update(calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
     else:
         info["CalibOK"] = 0
         info["CalibSkipped"] = True
     detect = prep.get("detect_nonwear", True) if opts.detect_nonwear is None else opts.detect_nonwear
     nonwear = None
     if detect:
-        nonwear = preprocess.detect_nonwear(
+        nonwear = detect_nonwear(
             rec, patience_min=opts.nonwear_patience_min, stationary_std_g=opts.nonwear_std_mg / 1000.0
         )
         info.update(nonwear.info)
@@ -407,7 +410,7 @@ def predict_file(
     opts = options or PredictOptions()
     if model is not None or kwargs:
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
-    timer = _Timer()
+    timer = StageTimer()
     t0 = _time.perf_counter()
     rec = read_device(path, **opts.reader)
     timer.add("read", _time.perf_counter() - t0)
@@ -420,174 +423,3 @@ def predict_file(
     res.info["input"] = {"path": str(path), "name": Path(path).name}
     res.info["StageSeconds"] = {k: round(v, 3) for k, v in timer.times.items()}
     return res
-
-
-# ---- writing -----------------------------------------------------------------------------
-
-def output_paths(
-    out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None, table_format: str = "parquet"
-) -> dict[str, Path]:
-    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder.
-
-    ``table_format`` (``parquet`` or ``csv``) is the format of the minute and hour tables."""
-    if table_format not in ("parquet", "csv"):
-        raise InputError(f"table format {table_format!r}: use parquet or csv")
-    if out is not None:
-        o = Path(out)
-        stem = o.name[: -len(o.suffix)] if o.suffix else o.name
-        return {
-            "daily": o,
-            "windows": o.with_name(f"{stem}-timeseries.parquet"),
-            "info": o.with_name(f"{stem}-info.json"),
-            "minutes": o.with_name(f"{stem}-minutes.{table_format}"),
-            "hours": o.with_name(f"{stem}-hours.{table_format}"),
-            "sleep": o.with_name(f"{stem}-sleep.csv"),
-            "bouts": o.with_name(f"{stem}-bouts.csv"),
-        }
-    if outdir is None:
-        raise InputError("give --out PATH.csv or --outdir DIR")
-    d = Path(outdir) / (name or "recording")
-    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json",
-            "minutes": d / f"minutes.{table_format}", "hours": d / f"hours.{table_format}",
-            "sleep": d / "sleep.csv", "bouts": d / "bouts.csv"}
-
-
-def _is_csv(p: Path) -> bool:
-    return p.suffix == ".csv" or p.name.endswith(".csv.gz")
-
-
-def round_for_csv(df: Any) -> Any:
-    """A copy with numbers rounded to what each measure resolves: ``(hours)`` 4 decimals
-    (0.36 s), ``(mg)``, ``(min)`` and ``(%)`` 2, unit-less measures (IG, R², RA) 4. info.json
-    and parquet keep full precision."""
-    import pandas as pd
-
-    out = df.copy()
-    for c in out.columns:
-        if not pd.api.types.is_float_dtype(out[c].dtype):
-            continue
-        if c.endswith("(hours)") or c.endswith("(hours/day)"):
-            out[c] = out[c].round(4)
-        elif c.endswith(("(mg)", "(min)", "(%)")):
-            out[c] = out[c].round(2)
-        else:
-            out[c] = out[c].round(4)
-    return out
-
-
-def _write_table(df: Any, tmp: Path, final: Path, time_cols: tuple[str, ...] = ("time",), rounded: bool = False) -> None:
-    """Parquet keeps times as timestamps (tz-aware when a time zone was given); CSV gets ISO text."""
-    if _is_csv(final):
-        w = round_for_csv(df) if rounded else df.copy()
-        for c in time_cols:
-            if c in w.columns and len(w) and hasattr(w[c], "dt"):
-                w[c] = _iso_times(w[c])
-        w.to_csv(tmp, index=False, compression="gzip" if final.name.endswith(".gz") else None)
-    else:
-        df.to_parquet(tmp, index=False)
-
-
-def json_clean(o: Any) -> Any:
-    """Make ``o`` strict-JSON-safe: NaN/inf become null, numpy scalars and arrays plain Python."""
-    if isinstance(o, dict):
-        return {str(k): json_clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [json_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return json_clean(o.tolist())
-    if isinstance(o, (float, np.floating)):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
-def _iso_times(t: Any) -> Any:
-    """``Timestamp.isoformat()`` of every time in a Series, vectorised (a Python call per window
-    took minutes for a recording spanning months). Falls back to isoformat for sub-second times
-    or offsets that are not whole minutes."""
-    import pandas as pd
-
-    idx = pd.DatetimeIndex(t).as_unit("ns")
-    wall = (idx.tz_localize(None) if idx.tz is not None else idx).asi8
-    off = (wall - idx.asi8) // 1_000_000_000 if idx.tz is not None else None
-    if (wall % 1_000_000_000).any() or (off is not None and (off % 60).any()):
-        return t.map(lambda x: x.isoformat())
-    text = np.datetime_as_string(wall.view("datetime64[ns]").astype("datetime64[s]"), unit="s").astype(object)
-    if off is not None:
-        u, inv = np.unique(off, return_inverse=True)
-        sfx = np.array([f"{'+' if o >= 0 else '-'}{abs(int(o)) // 3600:02d}:{abs(int(o)) % 3600 // 60:02d}" for o in u], dtype=object)
-        text = text + sfx[inv.reshape(-1)]
-    return pd.Series(text, index=t.index, name=t.name)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def write_outputs(
-    result: PredictResult,
-    paths: Mapping[str, Path],
-    *,
-    plot: str | Path | None = None,
-    windows_path: str | Path | None = None,
-) -> dict[str, Path]:
-    """Write daily CSV, per-window table (parquet or CSV by extension), info.json (and a plot).
-
-    Every file is first written to a temporary name; the final names appear only when all
-    files were written, so an interrupted or failed run leaves nothing that looks done.
-    """
-    import contextlib
-
-    from ._fileio import atomic_path
-
-    paths = dict(paths)
-    if windows_path is not None:
-        paths["windows"] = Path(windows_path)
-    if plot is not None:
-        paths["plot"] = Path(plot)
-    tables = {"minutes": result.minutes, "hours": result.hours, "sleep": result.sleep, "bouts": result.bouts}
-    for k, t in tables.items():
-        if t is None:  # no sleep class: no sleep table (said once in info.json "Notes")
-            paths.pop(k, None)
-    with contextlib.ExitStack() as stack:
-        tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        round_for_csv(result.daily).to_csv(tmps["daily"], index=False)
-        _write_table(result.windows, tmps["windows"], paths["windows"])
-        for k, t in tables.items():
-            if k in paths and t is not None:
-                _write_table(t, tmps[k], paths[k], ("time", "start", "end"), rounded=True)
-        tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
-        if plot is not None:
-            from .plot import plot_days
-
-            plot_days(result.windows, result.labels, tmps["plot"], title=plot_title(result), sleep_periods=_sleep_periods(result))
-    return paths
-
-
-def plot_title(result: PredictResult) -> str:
-    """File name, device ID and dates, for the plot."""
-    info = result.info
-    name = (info.get("input") or {}).get("name") or "recording"
-    dev = (info.get("reader") or {}).get("DeviceID")
-    dates = list(result.daily["Date"]) if len(result.daily) else []
-    span = f"{dates[0]} to {dates[-1]}" if dates else ""
-    return " | ".join(x for x in (str(name), f"device {dev}" if dev not in (None, "") else "", span) if x)
-
-
-def _sleep_periods(result: PredictResult) -> list[tuple[str, str]]:
-    s = result.sleep
-    if s is None or not len(s):
-        return []
-    ok = s["Onset"].notna() & s["Wake"].notna()
-    return list(zip(s.loc[ok, "Onset"], s.loc[ok, "Wake"]))

@@ -8,8 +8,8 @@ import pytest
 from harnet.io.recording import Recording
 from harnet.measures.intensity import band_codes, parse_cutpoints
 from harnet.measures.study import study_measures
-from harnet.summary import summarize
-from harnet.windows import iter_chunks
+from harnet.measures.activity import summarize
+from harnet.signal.windows import iter_chunks
 
 LABELS = ["light", "moderate-vigorous", "sedentary", "sleep"]
 CUT = parse_cutpoints(None)

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from harnet.io.recording import Recording
-from harnet.pipeline import PredictOptions, output_paths, predict_recording, write_outputs
+from harnet.outputs import output_paths, write_outputs
+from harnet.pipeline import PredictOptions, predict_recording
 from harnet.synth import scripted_xyz
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "outputs.md"

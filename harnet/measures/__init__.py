@@ -1,5 +1,2 @@
-"""Study measures: the per-window table -> minute, hour, day, night and recording tables.
-
-One module per family (intensity, bouts, sleep, circadian, tables); pure functions over arrays,
-each measure defined in ``docs/outputs.md``.
-"""
+"""Measures: the per-window table -> minute, hour, day, night and recording tables, one module per
+family, pure functions over arrays; every measure is defined in docs/outputs.md."""

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from harnet.summary import Summary
+from .activity import Summary
 
 from .bouts import bout_mask, bout_runs
 from .circadian import interdaily_stability, intradaily_variability, most_least_active, profile_m10_l5, relative_amplitude
@@ -148,7 +148,7 @@ def study_measures(
     """Every measure of docs/outputs.md beyond the daily class hours (see module doc).
 
     ``windows``: the pipeline's per-window table (continuous in time, ``time``, ``acc``,
-    ``mad``, ``wear``, ``label``); ``summary``: :func:`harnet.summary.summarize` of it with the
+    ``mad``, ``wear``, ``label``); ``summary``: :func:`harnet.measures.activity.summarize` of it with the
     cut-point bands.
     """
     labels = list(labels)

@@ -1,4 +1,4 @@
-"""Minute and hour tables from the summary's minute grid (:class:`harnet.summary.MinuteGrid`).
+"""Minute and hour tables from the summary's minute grid (:class:`harnet.measures.imputation.MinuteGrid`).
 
 Minute table: one row per local clock minute that holds any recorded time; hour table: one row
 per local clock hour that holds any (a DST day has 23 or 25). Times are the local start of the
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from harnet.summary import MinuteGrid
+from .imputation import MinuteGrid
 
 __all__ = ["hour_grid", "hour_table", "minute_columns", "minute_table"]
 

@@ -1,0 +1,155 @@
+"""One recording of a batch, in whichever process runs it: read, predict, write its folder.
+
+A worker process keeps one :class:`~harnet.predictor.Predictor` per model and backend setting
+(:func:`worker_predictor`), so the model is loaded once per process however many recordings it
+runs (Dask runs several at a time in one process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time as _time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._fileio import atomic_write_text
+from ..errors import HarnetError
+from ..outputs import RUN_FILE, output_paths, remove_outputs, write_outputs
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class RecordingTask:
+    """Everything a worker needs for one recording (small and picklable)."""
+
+    path: str
+    name: str
+    outdir: str
+    options: dict[str, Any]
+    model_dir: str
+    backend: str
+    threads: int | None
+    event_log: str | None = None
+    plot: str | None = None  # file name of a plot written into the recording's folder
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.outdir) / self.name
+
+
+@dataclass
+class Failure:
+    input: str
+    name: str
+    error: str
+    reason: str
+    traceback: str = ""
+
+    def row(self) -> list[str]:
+        return [self.input, self.name, self.error, self.reason]
+
+
+def one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if isinstance(e, HarnetError) else f"{type(e).__name__}: {msg}"
+
+
+_BACKENDS: dict[tuple, Any] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _worker_backend(task: RecordingTask) -> Any:
+    """The task's backend, built once per process (Dask runs several tasks per process)."""
+    key = (task.model_dir, task.backend, task.threads, task.options.get("device"), task.options.get("batch_size"))
+    with _BACKENDS_LOCK:
+        b = _BACKENDS.get(key)
+        if b is None:
+            from ..predictor import get_backend
+
+            b = get_backend(
+                task.model_dir, backend=task.backend, threads=task.threads,
+                device=task.options.get("device"), batch_size=task.options.get("batch_size"),
+            )
+            _BACKENDS[key] = b
+    return b
+
+
+def process_recording(task: RecordingTask) -> dict[str, Any]:
+    """Run one recording and write its outputs; never raises (a failure is returned).
+
+    Returns ``{"name", "input", "status": "done"|"failed", "seconds", ...}`` with ``error``,
+    ``reason`` and ``traceback`` for a failure.
+    """
+    t_start = _time.time()
+    out: dict[str, Any] = {"name": task.name, "input": task.path}
+    try:
+        from ..io import read_device
+        from ..pipeline import PredictOptions, StageTimer, predict_recording
+
+        opts = PredictOptions(**task.options)
+        backend = _worker_backend(task)
+        timer = StageTimer()
+        t0 = _time.perf_counter()
+        rec = read_device(task.path, **opts.reader)
+        timer.add("read", _time.perf_counter() - t0)
+        res = predict_recording(rec, opts, backend=backend, model_dir=task.model_dir, timer=timer)
+        del rec
+        size = os.path.getsize(task.path)
+        res.info.pop("StageSeconds", None)  # volatile: goes to run.json
+        res.info["input"] = {"path": task.path, "name": Path(task.path).name, "size": size}
+        paths = output_paths(outdir=task.outdir, name=task.name)
+        remove_outputs(task.folder)
+        write_outputs(res, paths, plot=None if task.plot is None else task.folder / task.plot)
+        run = {
+            "started": _iso(t_start),
+            "finished": _iso(_time.time()),
+            "seconds": round(_time.time() - t_start, 3),
+            "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
+            "host": _hostname(),
+            "pid": os.getpid(),
+            "threads": task.threads,
+            "backend": getattr(backend, "name", task.backend),
+        }
+        atomic_write_text(task.folder / RUN_FILE, json.dumps(run, indent=1) + "\n")
+        if task.event_log:
+            fd = os.open(task.event_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{task.name}\t{os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
+        out.update(status="done")
+    except Exception as e:  # one bad file never stops the batch: report it
+        out.update(status="failed", error=type(e).__name__, reason=one_line(e), traceback=traceback.format_exc())
+    out["seconds"] = round(_time.time() - t_start, 3)
+    return out
+
+
+def _iso(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def init_worker(threads: int) -> None:
+    # Runs in a fresh (spawned) worker before numpy is imported there: BLAS and OpenMP pools
+    # then stay within the worker's share of the CPUs.
+    for k in _THREAD_ENV:
+        os.environ[k] = str(threads)
+
+
+def failed_result(t: RecordingTask, e: BaseException) -> dict[str, Any]:
+    return {
+        "name": t.name, "input": t.path, "status": "failed", "error": type(e).__name__,
+        "reason": one_line(e), "traceback": "".join(traceback.format_exception(e)), "seconds": 0.0,
+    }

@@ -73,17 +73,22 @@ def template(name: str, labels, bands) -> str:
     return re.sub(r"^Calib[xyz](Intercept|Slope)$", r"Calib<axis>\1", name)
 
 
+def _recording() -> Recording:
+    """30 h from 10:00 at 25 Hz: off the wrist, sitting, a walk, an 8-h night."""
+    pattern = [("offwrist", 2.0), ("sit", 6.0), ("walk", 1.0), ("sit", 5.0), ("rest", 8.0), ("sit", 8.0)]
+    fs = 25.0
+    xyz = scripted_xyz(pattern, fs=fs)
+    t = np.datetime64("2024-01-01T10:00:00", "ns") + (np.arange(len(xyz)) * (1e9 / fs)).astype("timedelta64[ns]")
+    return Recording(t, xyz, {"Device": "test"})
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     from _tinymodels import make_model_dir
 
     d = tmp_path_factory.mktemp("outdoc")
     mdir = make_model_dir(d / "m", "harnet30", labels=LABELS)
-    pattern = [("offwrist", 2.0), ("sit", 6.0), ("walk", 1.0), ("sit", 5.0), ("rest", 8.0), ("sit", 8.0)]
-    fs = 25.0
-    xyz = scripted_xyz(pattern, fs=fs)
-    t = np.datetime64("2024-01-01T10:00:00", "ns") + (np.arange(len(xyz)) * (1e9 / fs)).astype("timedelta64[ns]")
-    rec = Recording(t, xyz, {"Device": "test"})
+    rec = _recording()
     res = predict_recording(rec, PredictOptions(min_wear_per_day=4), backend=MovementBackend(LABELS, 30), model_dir=mdir)
     paths = write_outputs(res, output_paths(out=d / "o" / "s.csv"))
     tables = {
@@ -132,3 +137,30 @@ def test_the_run_has_nights_bouts_and_valid_days(outputs):
     assert len(tables["sleep"]) >= 1 and tables["sleep"]["SleepTime(hours)"].max() > 6
     assert info["NumValidDays"] == int(tables["daily"]["DayValid"].sum())
     assert set(tables["bouts"]["Kind"]) >= {"MVPA", "Sedentary"}
+
+
+def test_sleep_rules_change_the_class_hours(outputs, tmp_path):
+    """--require-sleep-above longer than any sleep run: all sleep becomes sedentary, the hours move."""
+    res, tables, info = outputs
+    from _tinymodels import make_model_dir
+
+    mdir = make_model_dir(tmp_path / "m", "harnet30", labels=LABELS)
+    rec = _recording()
+    opts = PredictOptions(min_wear_per_day=4, require_sleep_above_s=86_400)
+    res2 = predict_recording(rec, opts, backend=MovementBackend(LABELS, 30), model_dir=mdir)
+    d1, d2 = res.daily, res2.daily
+    assert d1["sleep(hours)"].sum() > 6 and d2["sleep(hours)"].sum() == 0
+    assert d2["sedentary(hours)"].sum() == pytest.approx(d1["sedentary(hours)"].sum() + d1["sleep(hours)"].sum())
+    assert res2.windows["label_raw"].equals(res.windows["label_raw"])  # only the smoothed label changes
+    assert res2.sleep["SleepTime(hours)"].isna().all()
+
+
+def test_cli_refuses_bad_study_options(tmp_path, capsys):
+    from harnet_cli.main import main
+
+    out = str(tmp_path / "s.csv")
+    assert main(["predict", "missing.cwa", "--out", out, "--cutpoints", "fast"]) == 1
+    assert "--cutpoints 'fast'" in capsys.readouterr().err
+    assert main(["predict", "missing.cwa", "--out", out, "--require-sleep-above", "soon"]) == 2
+    assert main(["predict", "a.cwa", "b.cwa", "--outdir", str(tmp_path), "--plot", str(tmp_path / "x" / "d.png")]) == 2
+    assert not list(tmp_path.iterdir())

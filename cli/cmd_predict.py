@@ -210,6 +210,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
 
 def _report(res, paths, verbose: bool) -> None:
     info = res.info
+    for note in info.get("Notes") or ():
+        click.echo(f"harnet: note: {note}", err=True)
     click.echo(
         f"harnet: {len(res.windows)} windows, {info.get('ValidWindows', 0)} classified, "
         f"wear {info.get('WearTime(days)', float('nan')):.2f} days",

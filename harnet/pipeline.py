@@ -373,8 +373,7 @@ def _study(df: Any, summ: Any, labels: tuple[str, ...], window_sec: int, cut: An
     daily = summ.daily
     extra = st.daily_extra
     daily = pd.concat([daily[["Date"]], extra[["Weekday"]], daily.drop(columns=["Date"]), extra.drop(columns=["Weekday"])], axis=1)
-    for note in st.notes:
-        log.warning("harnet: %s", note)
+    # notes (e.g. no sleep table) go into info.json "Notes"; the CLI prints them once, unless -q
     return _Study(daily, st.minutes, st.hours, st.sleep, st.bouts, st.overall, st.notes)
 
 

@@ -164,3 +164,22 @@ def test_cli_refuses_bad_study_options(tmp_path, capsys):
     assert main(["predict", "missing.cwa", "--out", out, "--require-sleep-above", "soon"]) == 2
     assert main(["predict", "a.cwa", "b.cwa", "--outdir", str(tmp_path), "--plot", str(tmp_path / "x" / "d.png")]) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_daily_csv_rounding_and_parquet_times(outputs):
+    """Issue 12 part 7: hours 4 decimals, mg 2 in the daily CSV; parquet keeps timestamps; info.json
+    keeps full precision."""
+    res, tables, info = outputs
+    d = tables["daily"]
+    for c in d.columns:
+        v = d[c].dropna()
+        if c.endswith("(hours)") and len(v):
+            assert ((v * 1e4).round() == v * 1e4).all(), c
+        if c.endswith("(mg)") and len(v):
+            assert (abs(v * 100 - (v * 100).round()) < 1e-6).all(), c
+    assert d["Weekday"].iloc[0] == "Monday"  # 2024-01-01
+    assert str(tables["windows"]["time"].dtype).startswith("datetime64")
+    assert str(tables["minutes"]["time"].dtype).startswith("datetime64")
+    raw = res.daily["ENMO(mg)"].dropna().to_numpy()
+    assert any(abs(x * 100 - round(x * 100)) > 1e-6 for x in raw)  # the table in memory is not rounded
+    assert info["ENMO(mg)"] == pytest.approx(res.info["ENMO(mg)"], rel=0, abs=0)

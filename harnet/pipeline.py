@@ -49,7 +49,7 @@ class PredictOptions:
     exclude_first_day: bool = False
     exclude_last_day: bool = False
     min_wear_per_day: float = DEFAULT_MIN_WEAR_PER_DAY
-    cutpoints: str | None = None  # name or "a,b[,c]" mg (harnet.measures.intensity); None: default set
+    cutpoints: str | None = "hildebrand"  # name or "a,b[,c]" mg (harnet.measures.intensity; the CLI's default)
     single_sleep_block: bool = False
     require_sleep_above_s: float | None = None
     calibrate: bool | None = None  # None: follow the model's config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -64,6 +65,65 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
             f"{want}-s windows; restore config.json from the model's source"
         )
     return cfg
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The preprocessing a model expects (config.json ``preprocessing``), read in one place.
+
+    A key missing from config.json takes the value every harnet path has always used for it:
+    calibrate and detect non-wear, no low-pass, linear interpolation, no anti-alias cap.
+    """
+
+    calibrate_gravity: bool = True
+    detect_nonwear: bool = True
+    lowpass_hz: float | None = None
+    resample: str = "linear"
+    antialias: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "Preprocessing":
+        d = dict(d or {})
+        return cls(
+            calibrate_gravity=bool(d.get("calibrate_gravity", True)),
+            detect_nonwear=bool(d.get("detect_nonwear", True)),
+            lowpass_hz=d.get("lowpass_hz"),
+            resample=str(d.get("resample", "linear")),
+            antialias=bool(d.get("antialias", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model directory's config.json, read once: typed fields plus the whole dict (``raw``)."""
+
+    path: Path
+    raw: Mapping[str, Any]
+    kind: str
+    arch: str
+    window_sec: int
+    labels: tuple[str, ...]
+    weights_sha256: str
+    preprocessing: Preprocessing
+
+    @property
+    def is_backbone(self) -> bool:
+        return self.kind == "backbone"
+
+
+def model_config(model_dir: str | Path) -> ModelConfig:
+    """:func:`read_config` as a :class:`ModelConfig` (the same checks, one read of the file)."""
+    cfg = read_config(model_dir)
+    return ModelConfig(
+        path=Path(model_dir),
+        raw=cfg,
+        kind=str(cfg.get("kind", "classifier")),
+        arch=str(cfg["arch"]),
+        window_sec=int(cfg["window_sec"]),
+        labels=tuple(cfg["labels"]),
+        weights_sha256=str(cfg.get("weights_sha256", "")),
+        preprocessing=Preprocessing.from_dict(cfg.get("preprocessing")),
+    )
 
 
 def save_model_dir(

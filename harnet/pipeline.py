@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .arch import DEFAULT_MODEL
-from .errors import HarnetError, InputError
+from .errors import InputError
 
 log = logging.getLogger("harnet")
 
@@ -87,25 +87,49 @@ class StageTimer:
         self.times[stage] = self.times.get(stage, 0.0) + seconds
 
 
-def _device_to_local(time_ns: np.ndarray, tz: str | None):
-    """Device-clock naive times -> pandas times (tz-aware when ``tz`` is given).
+def _clock_offset_ns(rec: Any, window_sec: int, tz: str | None) -> int:
+    """The device clock's UTC offset (ns): the zone's offset at the first window's start.
 
     A device's clock does not follow daylight saving: it keeps the offset it had when it was
-    set up. We take the zone's offset at the first sample as the clock's offset, convert to UTC
+    set up. We take the zone's offset at the first window as the clock's offset, convert to UTC
     and then to local time, so a spring-forward day has 23 hours and no window is lost or
-    duplicated at either DST change.
+    duplicated at either DST change. 0 without a time zone.
     """
+    import pandas as pd
+
+    if not tz or not len(rec):
+        return 0
+    from .timegrid import NS, midnight_ns
+
+    t0 = int(rec.time[:1].view(np.int64)[0])
+    win = int(window_sec) * NS
+    m = midnight_ns(t0)
+    first = m + (t0 - m) // win * win
+    try:
+        ts = pd.Timestamp(first).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    except Exception as e:  # pytz/zoneinfo errors for unknown names
+        raise InputError(f"unknown time zone {tz!r} ({e}); use an IANA name such as Europe/London") from None
+    return int(ts.utcoffset() / pd.Timedelta(1, "ns"))
+
+
+def _device_to_local(time_ns: np.ndarray, tz: str | None, offset_ns: int = 0):
+    """Device-clock naive times -> pandas times (tz-aware when ``tz`` is given), with the clock's
+    offset from :func:`_clock_offset_ns`."""
     import pandas as pd
 
     t = pd.DatetimeIndex(time_ns.astype("datetime64[ns]"))
     if not tz:
         return t
-    try:
-        first = pd.Timestamp(t[0]).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
-    except Exception as e:  # pytz/zoneinfo errors for unknown names
-        raise InputError(f"unknown time zone {tz!r} ({e}); use an IANA name such as Europe/London") from None
-    offset = first.utcoffset()
-    return (t - offset).tz_localize("UTC").tz_convert(tz)
+    return (t - pd.Timedelta(offset_ns, "ns")).tz_localize("UTC").tz_convert(tz)
+
+
+def _bound_ns(ts: Any, offset_ns: int) -> int | None:
+    """A --start/--end time as int ns on the device clock (aware times through the clock's offset)."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        return int(ts.as_unit("ns").value)
+    return int(ts.tz_convert("UTC").tz_localize(None).as_unit("ns").value) + offset_ns
 
 
 def _parse_bound(s: str | None, tz: str | None):
@@ -128,33 +152,31 @@ def predict_recording(
     *,
     backend: Any = None,
     model_dir: str | Path | None = None,
+    predictor: Any = None,
     progress: Callable[[int, int], None] | None = None,
     timer: StageTimer | None = None,
 ) -> PredictResult:
-    """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`)."""
+    """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`).
+
+    ``predictor``: a ready :class:`harnet.predictor.Predictor` (a batch worker's); otherwise one
+    is made from ``options`` (``model_dir``/``backend``: an already resolved directory or a ready
+    backend object).
+    """
     import pandas as pd
 
-    from .signal.calibrate import calibrate_gravity
-    from .signal.nonwear import detect_nonwear
-    from .hmm import HMM
-    from .loading import resolve_model_dir
-    from .predictor import get_backend
-    from .modeldir import HMM_FILE, read_config
     from .measures.activity import summarize
     from .measures.intensity import band_codes, parse_cutpoints
-    from .signal.windows import iter_chunks
+    from .predictor import Predictor
 
     opts = options or PredictOptions()
     timer = timer or StageTimer()
-    mdir = Path(model_dir) if model_dir is not None else resolve_model_dir(opts.model)
-    cfg = read_config(mdir)
-    if cfg.get("kind") == "backbone":
-        raise HarnetError(
-            f"{opts.model} is a self-supervised backbone without a trained head; use a classifier "
-            "(see `harnet models`) or fine-tune it with `harnet train`"
-        )
-    labels = tuple(cfg["labels"])
-    window_sec = int(cfg["window_sec"])
+    if predictor is None:
+        predictor = Predictor(opts.model, model_dir=model_dir, backend=opts.backend, threads=opts.threads,
+                              device=opts.device, batch_size=opts.batch_size, hmm=opts.hmm, backend_obj=backend)
+    mdir = predictor.model_dir
+    cfg = predictor.config.raw
+    labels = predictor.labels
+    window_sec = predictor.window_sec
     cut = parse_cutpoints(opts.cutpoints)  # a bad --cutpoints is refused before any work
     sleep_rules = bool(opts.single_sleep_block or opts.require_sleep_above_s)
     if sleep_rules:
@@ -177,97 +199,22 @@ def predict_recording(
             f"the recording spans {span_s / 86400:.0f} days ({rec.info.get('StartTime')} to {rec.info.get('EndTime')}), "
             f"more than {MAX_SPAN_DAYS}: a clock or timestamp error is likely; trim or split the file before predicting"
         )
-    prep = dict(cfg.get("preprocessing") or {})
-    if backend is None:
-        backend = get_backend(mdir, backend=opts.backend, threads=opts.threads, device=opts.device, batch_size=opts.batch_size)
-    hmm = None
-    if opts.hmm and (mdir / HMM_FILE).is_file():
-        hmm = HMM.load(mdir / HMM_FILE)
-        if hmm.num_classes != len(labels):
-            raise HarnetError(f"{mdir / HMM_FILE} has {hmm.num_classes} classes, the model {len(labels)}; refit or remove it")
-
-    info: dict[str, Any] = {}
-    t0 = _time.perf_counter()
-    calibrate = prep.get("calibrate_gravity", True) if opts.calibrate is None else opts.calibrate
-    if calibrate:
-        info.update(calibrate_gravity(rec, stationary_std_g=opts.nonwear_std_mg / 1000.0))
-    else:
-        info["CalibOK"] = 0
-        info["CalibSkipped"] = True
-    detect = prep.get("detect_nonwear", True) if opts.detect_nonwear is None else opts.detect_nonwear
-    nonwear = None
-    if detect:
-        nonwear = detect_nonwear(
-            rec, patience_min=opts.nonwear_patience_min, stationary_std_g=opts.nonwear_std_mg / 1000.0
-        )
-        info.update(nonwear.info)
-    timer.add("preprocess", _time.perf_counter() - t0)
-
-    lowpass = prep.get("lowpass_hz") if opts.lowpass_hz == "model" else opts.lowpass_hz
-    starts, acc, mad, valid, nw, has_data, probs = [], [], [], [], [], [], []
-    n_classes = len(labels)
-    t_win = t_inf = 0.0
-    t1 = _time.perf_counter()
-    chunks = iter_chunks(
-        rec,
-        window_sec=window_sec,
-        lowpass_hz=lowpass,
-        nonwear=nonwear,
-        max_gap_s=opts.max_gap_s,
-        method=prep.get("resample", "linear"),
-        antialias=bool(prep.get("antialias", False)),
+    lo, hi = _parse_bound(opts.start, opts.timezone), _parse_bound(opts.end, opts.timezone)
+    offset = _clock_offset_ns(rec, window_sec, opts.timezone)
+    res = predictor.classify(
+        rec, opts, start_ns=_bound_ns(lo, offset), end_ns=_bound_ns(hi, offset), progress=progress, timer=timer,
     )
-    done = 0
-    while True:
-        try:
-            ch = next(chunks)
-        except StopIteration:
-            break
-        t2 = _time.perf_counter()
-        t_win += t2 - t1
-        p = np.full((len(ch.starts), n_classes), np.nan, dtype=np.float32)
-        if ch.valid.any():  # non-wear and incomplete windows are never sent to the network
-            p[ch.valid] = backend.predict_proba(ch.X[ch.valid])
-        t1 = _time.perf_counter()
-        t_inf += t1 - t2
-        starts.append(ch.starts)
-        acc.append(ch.enmo_mg)
-        mad.append(ch.mad_mg if ch.mad_mg is not None else np.full(len(ch.starts), np.nan, dtype=np.float32))
-        valid.append(ch.valid)
-        nw.append(ch.nonwear)
-        has_data.append(ch.has_data)
-        probs.append(p)
-        done += len(ch.starts)
-        if progress is not None:
-            progress(done, 0)
-    timer.add("windows", t_win)
-    timer.add("inference", t_inf)
-    if not starts:
-        raise InputError("the recording is shorter than one window; nothing to classify")
-    starts_a = np.concatenate(starts)
-    valid_a = np.concatenate(valid)
+    valid_a = res.valid
     if not valid_a.any():
         rec.warn("no window was classified: every window is non-wear, a gap or incomplete, so there is no wear time")
-    probs_a = np.concatenate(probs)
-    acc_a = np.concatenate(acc).astype(np.float64)
-    mad_a = np.concatenate(mad).astype(np.float64)
-    nonwear_a = np.concatenate(nw)
-    has_data_a = np.concatenate(has_data)
-
-    t3 = _time.perf_counter()
-    raw = np.full(len(starts_a), -1, dtype=np.int64)
-    raw[valid_a] = np.argmax(probs_a[valid_a], axis=1)
-    final = hmm.smooth(raw, valid_a) if hmm is not None else raw
-    timer.add("hmm", _time.perf_counter() - t3)
 
     t4 = _time.perf_counter()
-    times = _device_to_local(starts_a, opts.timezone)
-    if sleep_rules:
-        final = _sleep_rules(final, labels, times, window_sec, opts)
+    times = _device_to_local(res.starts, opts.timezone, offset)
+    final = _sleep_rules(res.label, labels, times, window_sec, opts) if sleep_rules else res.label
     cats = pd.CategoricalDtype(categories=list(labels))
-    lab = pd.Categorical.from_codes(final, dtype=cats)
-    lab_raw = pd.Categorical.from_codes(raw, dtype=cats)
+    acc_a = res.acc
     acc_a[~valid_a] = np.nan
+    mad_a = res.mad if res.mad is not None else np.full(len(acc_a), np.nan)
     mad_a[~valid_a] = np.nan
     df = pd.DataFrame(
         {
@@ -275,21 +222,12 @@ def predict_recording(
             "acc": acc_a,
             "mad": mad_a,
             "wear": valid_a,
-            "nonwear": nonwear_a,
-            "label": lab,
-            "label_raw": lab_raw,
-            **{f"prob_{c}": probs_a[:, i] for i, c in enumerate(labels)},
+            "nonwear": res.nonwear,
+            "label": pd.Categorical.from_codes(final, dtype=cats),
+            "label_raw": pd.Categorical.from_codes(res.label_raw, dtype=cats),
+            **{f"prob_{c}": res.probs[:, i] for i, c in enumerate(labels)},
         }
     )
-    lo, hi = _parse_bound(opts.start, opts.timezone), _parse_bound(opts.end, opts.timezone)
-    if lo is not None:
-        df = df[df["time"] >= lo]
-    if hi is not None:
-        df = df[df["time"] < hi]
-    if df.empty:
-        raise InputError("no windows between --start and --end; check the recording's dates in info.json")
-    df = df.reset_index(drop=True)
-    cut_vals = df["acc" if cut.metric == "acc" else "mad"].to_numpy()
     summ = summarize(
         df,
         labels,
@@ -297,7 +235,7 @@ def predict_recording(
         min_wear_per_day_hours=opts.min_wear_per_day,
         exclude_first_day=opts.exclude_first_day,
         exclude_last_day=opts.exclude_last_day,
-        bands=band_codes(cut_vals, cut, df["wear"].to_numpy()),
+        bands=band_codes(df["acc" if cut.metric == "acc" else "mad"].to_numpy(), cut, valid_a),
         band_names=[f"Cut{b}" for b in cut.bands],
     )
     timer.add("summary", _time.perf_counter() - t4)
@@ -307,6 +245,7 @@ def predict_recording(
     from . import __version__
 
     prov = cfg.get("provenance", {})
+    backend = predictor.backend
     info = {
         "harnet_version": __version__,
         "model": {
@@ -320,14 +259,14 @@ def predict_recording(
             "checksum_algo": prov.get("checksum_algo"),
             "weights_sha256": cfg.get("weights_sha256"),
             "licence": prov.get("licence"),
-            "hmm": hmm is not None,
+            "hmm": predictor.hmm is not None,
             "backend": getattr(backend, "name", type(backend).__name__),
-            "preprocessing": prep,
+            "preprocessing": dict(cfg.get("preprocessing") or {}),
         },
         "options": opts.to_dict(),
         "reader": {k: v for k, v in rec.info.items()},
-        **info,
-        "HasDataWindows": int(has_data_a.sum()),
+        **res.info,
+        "HasDataWindows": int(res.has_data.sum()),
         "ValidWindows": int(valid_a.sum()),
         **summ.overall,
         **study.overall,

@@ -54,7 +54,8 @@ class OnnxBackend:
     ``model``: an exported ``.onnx`` file (labels and window come from its embedded metadata;
     :func:`harnet.onnx.export.ensure_onnx` finds or makes a model directory's). ``model_dir``: the
     model directory it was exported from, if any: the graph must then carry that directory's
-    weights sha256, and the weights file must still match it. An int8 graph (``model.int8.onnx``,
+    weights sha256 (``weights_sha256``: config.json's, when already read), and the weights file
+    must still match it. An int8 graph (``model.int8.onnx``,
     written by ``harnet export --int8``) must have passed its agreement check on real recordings.
     """
 
@@ -63,6 +64,7 @@ class OnnxBackend:
         model: str | Path,
         *,
         model_dir: str | Path | None = None,
+        weights_sha256: str | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
         optimization: str = "all",
@@ -113,7 +115,7 @@ class OnnxBackend:
             from ..modeldir import WEIGHTS, read_config, sha256_file
 
             d = Path(model_dir)
-            own = str(read_config(d).get("weights_sha256", ""))
+            own = str(read_config(d).get("weights_sha256", "")) if weights_sha256 is None else weights_sha256
             if own and meta.get("weights_sha256") != own:
                 raise ModelError(f"{onnx_path} was exported from other weights than {d}; export it again")
             # the graph stands for the weights file: a changed or corrupted one is refused here too

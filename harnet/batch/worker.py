@@ -7,6 +7,7 @@ runs (Dask runs several at a time in one process).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -59,24 +60,22 @@ def one_line(e: BaseException) -> str:
     return msg if isinstance(e, HarnetError) else f"{type(e).__name__}: {msg}"
 
 
-_BACKENDS: dict[tuple, Any] = {}
-_BACKENDS_LOCK = threading.Lock()
+_PREDICTORS_LOCK = threading.Lock()
 
 
-def _worker_backend(task: RecordingTask) -> Any:
-    """The task's backend, built once per process (Dask runs several tasks per process)."""
-    key = (task.model_dir, task.backend, task.threads, task.options.get("device"), task.options.get("batch_size"))
-    with _BACKENDS_LOCK:
-        b = _BACKENDS.get(key)
-        if b is None:
-            from ..predictor import get_backend
+@functools.lru_cache(maxsize=4)
+def _predictor(model_dir: str, backend: str, threads: int | None, device: Any, batch_size: int | None, hmm: bool) -> Any:
+    from ..predictor import Predictor
 
-            b = get_backend(
-                task.model_dir, backend=task.backend, threads=task.threads,
-                device=task.options.get("device"), batch_size=task.options.get("batch_size"),
-            )
-            _BACKENDS[key] = b
-    return b
+    return Predictor(model_dir=model_dir, backend=backend, threads=threads, device=device, batch_size=batch_size, hmm=hmm)
+
+
+def worker_predictor(task: RecordingTask) -> Any:
+    """The :class:`~harnet.predictor.Predictor` for a task, made once per process and setting
+    (Dask runs several tasks per process, in threads: the lock keeps them from loading it twice)."""
+    o = task.options
+    with _PREDICTORS_LOCK:
+        return _predictor(task.model_dir, task.backend, task.threads, o.get("device"), o.get("batch_size"), bool(o.get("hmm", True)))
 
 
 def process_recording(task: RecordingTask) -> dict[str, Any]:
@@ -92,12 +91,12 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
         from ..pipeline import PredictOptions, StageTimer, predict_recording
 
         opts = PredictOptions(**task.options)
-        backend = _worker_backend(task)
+        predictor = worker_predictor(task)
         timer = StageTimer()
         t0 = _time.perf_counter()
         rec = read_device(task.path, **opts.reader)
         timer.add("read", _time.perf_counter() - t0)
-        res = predict_recording(rec, opts, backend=backend, model_dir=task.model_dir, timer=timer)
+        res = predict_recording(rec, opts, predictor=predictor, timer=timer)
         del rec
         size = os.path.getsize(task.path)
         res.info.pop("StageSeconds", None)  # volatile: goes to run.json
@@ -113,7 +112,7 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
             "host": _hostname(),
             "pid": os.getpid(),
             "threads": task.threads,
-            "backend": getattr(backend, "name", task.backend),
+            "backend": getattr(predictor.backend, "name", task.backend),
         }
         atomic_write_text(task.folder / RUN_FILE, json.dumps(run, indent=1) + "\n")
         if task.event_log:

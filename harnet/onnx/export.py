@@ -283,19 +283,14 @@ def writable_model_dir(d: Path) -> bool:
         return True
 
 
-def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
-    """The fp32 graph of a model directory, exported first when missing or stale.
-
-    ``algorithm``: ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``).
-
-    Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
-    the model directory when that is writable (and not a Hugging Face snapshot), else into
-    harnet's cache under the weights' sha256. Exporting needs no torch.
-    """
+def onnx_candidates(model_dir: str | Path, algorithm: str = "direct", *, config: Mapping[str, Any] | None = None) -> list[Path]:
+    """Where the fp32 graph of a model directory may be, in the order they are tried: the model
+    directory, then harnet's cache under the weights' sha256. ``config``: its config.json, when
+    already read."""
     from ..modeldir import read_config
 
     d = Path(model_dir)
-    cfg = read_config(d)
+    cfg = read_config(d) if config is None else config
     sha = str(cfg.get("weights_sha256", ""))
     if algorithm not in ONNX_FILES:
         raise ModelError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ONNX_FILES)}")
@@ -305,6 +300,25 @@ def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
         from ..hub import cache_dir
 
         candidates.append(cache_dir() / "onnx" / sha / name)
+    return candidates
+
+
+def ensure_onnx(model_dir: str | Path, algorithm: str = "direct", *, config: Mapping[str, Any] | None = None) -> Path:
+    """The fp32 graph of a model directory, exported first when missing or stale.
+
+    ``algorithm``: ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``).
+    ``config``: the directory's config.json, when already read.
+
+    Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
+    the model directory when that is writable (and not a Hugging Face snapshot), else into
+    harnet's cache under the weights' sha256. Exporting needs no torch.
+    """
+    from ..modeldir import read_config
+
+    d = Path(model_dir)
+    cfg = read_config(d) if config is None else config
+    sha = str(cfg.get("weights_sha256", ""))
+    candidates = onnx_candidates(d, algorithm, config=cfg)
     for c in candidates:
         if c.is_file():
             meta = onnx_metadata(c)

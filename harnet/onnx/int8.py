@@ -191,44 +191,11 @@ def _run_all(onnx_path: str | Path, batches: Sequence[np.ndarray], batch_size: i
     return out
 
 
-def windows_from_files(
-    paths: Sequence[str | Path],
-    *,
-    window_sec: int,
-    preprocessing: Mapping[str, Any] | None = None,
-) -> list[np.ndarray]:
-    """Valid windows ``(N_i, 3, T)`` of each device file, prepared as the model expects.
-
-    Reads with :func:`harnet.io.read_device`, calibrates gravity and drops non-wear when the
-    model's preprocessing asks for it, low-passes as configured and cuts clock-aligned windows
-    (:func:`harnet.signal.windows.iter_chunks`): the windows the network sees in ``harnet predict``.
-    """
-    from ..io import read_device
-    from ..signal.calibrate import calibrate_gravity
-    from ..signal.nonwear import detect_nonwear
-    from ..signal.windows import iter_chunks
-
-    prep = dict(preprocessing or {})
-    out = []
-    for p in paths:
-        rec = read_device(p)
-        if prep.get("calibrate_gravity", True):
-            calibrate_gravity(rec)
-        nonwear = detect_nonwear(rec) if prep.get("detect_nonwear", True) else None
-        chunks = [ch.X[ch.valid] for ch in iter_chunks(rec, window_sec=window_sec,
-                                                      lowpass_hz=prep.get("lowpass_hz"), nonwear=nonwear)]
-        X = np.concatenate(chunks) if chunks else np.empty((0, 3, window_sec * 30), np.float32)
-        if len(X) == 0:
-            raise InputError(f"{p} holds no complete worn window of {window_sec} s; it cannot calibrate or check int8")
-        out.append(X)
-    return out
-
-
 def export_int8(
     model: Any,
-    calibrate: Sequence[str | Path],
+    calibration: Sequence[np.ndarray],
     *,
-    validate: Sequence[str | Path] | None = None,
+    validation: Sequence[np.ndarray] | None = None,
     fp32_path: str | Path | None = None,
     path: str | Path | None = None,
     calibrate_method: str = "minmax",
@@ -236,31 +203,30 @@ def export_int8(
 ) -> dict[str, Any]:
     """Write the int8 graph (``model.int8.onnx``) of a model directory, if it passes its check.
 
-    ``calibrate``: device files whose windows set the activation ranges. ``validate``: other
-    device files (held-out recordings) on which int8 must agree with fp32 (:func:`passes`);
-    default: the calibration files themselves (a weaker check, recorded as such in the file).
-    ``fp32_path``: the fp32 graph to quantise (default: the model directory's, exported when
-    needed); ``path``: where to write (default: beside it, ``<stem>.int8.onnx``). Raises :class:`HarnetError` and writes nothing
+    ``calibration``: one ``(N_i, 3, T)`` array of windows per recording (prepared as predict
+    prepares them: :func:`harnet.predictor.windows_from_files`), which set the activation ranges
+    (at most ``max_calibration_windows``, spread evenly). ``validation``: windows of other
+    recordings on which int8 must agree with fp32 (:func:`passes`); default: the calibration
+    windows (a weaker check, recorded as such in the file). ``fp32_path``: the fp32 graph to
+    quantise (default: the model directory's, exported when needed); ``path``: where to write
+    (default: beside it, ``<stem>.int8.onnx``). Raises :class:`HarnetError` and writes nothing
     when the check fails. Returns the check's report.
     """
     cfg, _, mdir = model_source(model)
     if mdir is None:
         raise ModelError("int8 export needs a model directory (save the network with harnet.save_model_dir first)")
     fp32 = Path(fp32_path) if fp32_path is not None else ensure_onnx(mdir)
-    w = int(cfg["window_sec"])
-    prep = cfg.get("preprocessing")
-    cal = windows_from_files(calibrate, window_sec=w, preprocessing=prep)
-    calib = np.concatenate(cal)
+    calib = np.concatenate(list(calibration))
     if len(calib) > max_calibration_windows:  # an even spread over the recordings
         idx = np.linspace(0, len(calib) - 1, max_calibration_windows).round().astype(int)
         calib = calib[idx]
-    val = windows_from_files(validate, window_sec=w, preprocessing=prep) if validate else None
     target = Path(path) if path is not None else fp32.parent / (fp32.stem + ".int8.onnx")
-    return quantize_int8(fp32, target, calib, validation=val, calibrate_method=calibrate_method)
+    return quantize_int8(fp32, target, calib, validation=validation, calibrate_method=calibrate_method)
 
 
-def find_int8(model_dir: str | Path) -> Path | None:
-    """A validated int8 graph of this model directory's weights, or None."""
+def find_int8(model_dir: str | Path, *, config: Mapping[str, Any] | None = None) -> Path | None:
+    """A validated int8 graph of this model directory's weights, or None (``config``: its
+    config.json, when already read)."""
     from ..modeldir import read_config
 
     d = Path(model_dir)
@@ -268,7 +234,7 @@ def find_int8(model_dir: str | Path) -> Path | None:
     if not p.is_file():
         return None
     meta = onnx_metadata(p)
-    sha = str(read_config(d).get("weights_sha256", ""))
+    sha = str((read_config(d) if config is None else config).get("weights_sha256", ""))
     try:
         check = json.loads(meta.get("harnet_int8_check", "{}"))
     except ValueError:

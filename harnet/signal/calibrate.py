@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .stats import window_stats
+from .stats import WindowStats, window_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.recording import Recording
@@ -79,6 +79,7 @@ def calibrate_gravity(
     *,
     stationary_std_g: float = 0.015,
     window_sec: float = 10,
+    stats: WindowStats | None = None,
     min_windows: int = 50,
     sphere_crit: float = 0.3,
     max_iter: int = 1000,
@@ -87,7 +88,9 @@ def calibrate_gravity(
 ) -> dict[str, Any]:
     """Gravity calibration (van Hees 2014); corrects ``rec.xyz`` in place when it helps.
 
-    See the module docstring for the method and the acceptance rule. Returns info fields:
+    See the module docstring for the method and the acceptance rule. ``stats``: the window
+    statistics of ``rec``, when already computed (:func:`harnet.signal.stats.window_stats`).
+    Returns info fields:
     ``CalibOK`` (1 applied, 0 not), ``CalibErrorBefore(mg)``, ``CalibErrorAfter(mg)`` (mean
     distance of the stationary means from the unit sphere; equal to before when not applied,
     NaN without stationary windows), ``CalibNumStationary``, ``CalibNumIters``,
@@ -96,7 +99,8 @@ def calibrate_gravity(
     actipy's names) and ``CalibNote`` (why it was
     skipped or rejected; empty when applied).
     """
-    stats = window_stats(rec, window_sec)
+    if stats is None or stats.window_sec != window_sec:
+        stats = window_stats(rec, window_sec)
     still = stats.stationary(stationary_std_g)
     means = stats.mean[still]
     info: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..timegrid import NS, as_ns
-from .stats import window_stats
+from .stats import WindowStats, window_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.recording import Recording
@@ -50,13 +50,16 @@ def detect_nonwear(
     patience_min: float = 90,
     stationary_std_g: float = 0.015,
     window_sec: float = 10,
+    stats: WindowStats | None = None,
 ) -> NonwearResult:
     """Non-wear episodes: runs of stationary windows lasting longer than ``patience_min``.
 
     A window without enough samples (a gap) breaks a run: gaps are reported as gaps, not as
-    non-wear. ``rec`` is not modified.
+    non-wear. ``rec`` is not modified. ``stats``: its window statistics, when already computed
+    (only the counts and standard deviations are read).
     """
-    stats = window_stats(rec, window_sec)
+    if stats is None or stats.window_sec != window_sec:
+        stats = window_stats(rec, window_sec)
     still = stats.stationary(stationary_std_g)
     win_ns = int(round(window_sec * NS))
     d = np.diff(np.concatenate(([0], still.astype(np.int8), [0])))

@@ -38,6 +38,13 @@ class WindowStats:
             still = (self.std < stationary_std_g).all(axis=1)
         return still & (self.count >= 0.5 * typical) & (self.count >= 2)
 
+    def calibrated(self, slope) -> "WindowStats":
+        """The statistics after the per-axis correction ``a' = intercept + slope * a``, without a
+        second pass over the samples: counts and starts are unchanged and the standard deviation
+        scales by ``|slope|`` (the means are not kept: only the stationarity test reads these)."""
+        s = np.abs(np.asarray(slope, dtype=np.float64))
+        return WindowStats(self.start_ns, self.count, np.full_like(self.mean, np.nan), self.std * s, self.window_sec)
+
 
 def window_stats(rec: "Recording", window_sec: float = 10, *, block_samples: int = 4_000_000) -> WindowStats:
     """Mean and standard deviation per axis of every ``window_sec`` window from midnight.

@@ -323,7 +323,7 @@ def collect_windows(
     return out
 
 
-def labellabel_codes(values: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+def label_codes(values: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
     """Map per-sample label values (any dtype, None/NaN for none) to codes into class_names."""
     import pandas as pd
 

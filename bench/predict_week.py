@@ -84,7 +84,7 @@ def main() -> None:
     print(f"\nrecording: {info['reader']['NumSamples']:,} samples, {info['HasDataWindows']:,} windows, {n:,} classified "
           f"(backend {info['model']['backend']}, cores {os.cpu_count()})")
     print(f"{'stage':<12}{'seconds':>10}")
-    for k in ("read", "preprocess", "windows", "inference", "hmm", "summary"):
+    for k in ("read", "preprocess", "windows", "inference", "hmm", "summary", "measures"):
         print(f"{k:<12}{st.get(k, 0.0):>10.1f}")
     non_inf = sum(v for k, v in st.items() if k != "inference")
     print(f"{'non-infer.':<12}{non_inf:>10.1f}   (target < 60 s)")

@@ -38,6 +38,19 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+def _check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A duration such as 30min, 1h, 90s or 0.5H -> seconds (usage error otherwise)."""
+    if value is None:
+        return None
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|sec|min|m|h|d)?\s*", value.lower())
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30min, 1h or 90s")
+    mult = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, None: 60}[m.group(2)]
+    return float(m.group(1)) * mult
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
@@ -45,7 +58,9 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("-o", "--outdir", type=click.Path(file_okay=False),
               help="Write each recording's outputs into DIR/<name>/. Without --out and --outdir: outputs/<name>/ (as actinet).")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Write a PNG: one row per day, classes as bands, ENMO (mg) on top, sleep periods marked. "
+              "With --outdir, a file name written into each recording's folder (e.g. days.png).")
 @click.option("--model", default=DEFAULT_MODEL, help="Registry name (see `harnet models`), model directory or hf://org/repo[@rev].")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "onnx-winograd", "onnx-int8"]), default="auto",
               help="Inference backend; auto: ONNX Runtime (Winograd fp32) on CPU, torch on a GPU.")
@@ -58,7 +73,14 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--end", default=None, callback=_check_time, help="Ignore data from this time on (ISO, local).")
 @click.option("--exclude-first-day", is_flag=True, help="Drop the first calendar day from the summaries.")
 @click.option("--exclude-last-day", is_flag=True, help="Drop the last calendar day from the summaries.")
-@click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=0.0, help="Hours of wear for a day to count as valid.")
+@click.option("--min-wear-per-day", type=click.FloatRange(min=0, max=25), default=16.0,
+              help="Hours of wear for a day (and a noon-to-noon night) to count as valid (GGIR's 16 h); a day without wear never is.")
+@click.option("--cutpoints", default="hildebrand",
+              help="Intensity bands: a named set (hildebrand, vahaypya2015) or ENMO thresholds in mg 'a,b' or 'a,b,c'.")
+@click.option("--single-sleep-block", is_flag=True, help="Keep only the main sleep period of each noon-to-noon night; other sleep becomes sedentary.")
+@click.option("--require-sleep-above", default=None, callback=_check_duration,
+              help="Sleep runs shorter than this (e.g. 30min, 1h) become sedentary.")
+@click.option("--table-format", type=click.Choice(["parquet", "csv"]), default="parquet", help="Format of the minute and hour tables.")
 @click.option("--calibrate/--no-calibrate", default=None, help="Gravity calibration (default: as the model was trained).")
 @click.option("--detect-nonwear/--no-detect-nonwear", default=None, help="Non-wear detection (default: as the model was trained).")
 @click.option("--nonwear-patience", type=click.FloatRange(min=1), default=90.0, help="Minutes of stillness counted as non-wear.")
@@ -89,7 +111,8 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @predict_opts.options
 @click.pass_context
 def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, model, backend, device, threads, batch_size,
-            no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, calibrate,
+            no_hmm, timezone, start, end, exclude_first_day, exclude_last_day, min_wear_per_day, cutpoints,
+            single_sleep_block, require_sleep_above, table_format, calibrate,
             detect_nonwear, nonwear_patience, nonwear_std, lowpass, time_col, xyz_cols, time_format, units,
             sample_rate, device_reader, quiet, verbose, **batch) -> None:
     """Classify activity in device files and write daily summaries.
@@ -157,13 +180,18 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     if device_reader != "auto":
         reader["reader"] = device_reader
     popts = dict(exclude_first_day=exclude_first_day, exclude_last_day=exclude_last_day, min_wear_per_day=min_wear_per_day)
-    force_download = predict_opts.apply(batch, reader, popts)
+    given = ctx.get_parameter_source("min_wear_per_day") is not click.core.ParameterSource.DEFAULT
+    force_download = predict_opts.apply(batch, reader, popts, min_wear_given=given)
     opts = PredictOptions(
         model=model, backend=backend, device=device, threads=threads, batch_size=batch_size, hmm=not no_hmm,
         timezone=timezone, start=start, end=end, calibrate=calibrate,
         detect_nonwear=detect_nonwear, nonwear_patience_min=nonwear_patience, nonwear_std_mg=nonwear_std,
-        lowpass_hz=lp, reader=reader, **popts,
+        lowpass_hz=lp, reader=reader, cutpoints=cutpoints, single_sleep_block=single_sleep_block,
+        require_sleep_above_s=require_sleep_above, **popts,
     )
+    from harnet.measures.intensity import parse_cutpoints
+
+    parse_cutpoints(cutpoints)  # a bad --cutpoints is an input error before any file is read
     if force_download:
         _force_download(model, quiet)
     if len(inputs) == 1 and out:
@@ -175,15 +203,21 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
             res = predict_file(path, options=opts, progress=bar)
         finally:
             bar.close()
-        paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
+        paths = write_outputs(res, output_paths(out=out, table_format=table_format), plot=plot, windows_path=windows_out)
         if not quiet:
             console.print_warnings(res.info)
             _report(res, paths, verbose)
         return
     from harnet.batch import JobOptions  # many inputs: see harnet.batch
 
-    if plot or windows_out:
-        raise click.UsageError("--plot and --windows-out apply to one input with --out, not to --outdir batches")
+    if windows_out:
+        raise click.UsageError("--windows-out applies to one input with --out, not to --outdir batches")
+    if plot is not None:
+        import pathlib
+
+        if pathlib.Path(plot).name != plot or plot in ("", ".", ".."):
+            raise click.UsageError(f"with --outdir, --plot is a file name for each recording's folder (e.g. days.png), not the path {plot!r}")
+        batch["plot"] = plot
     job = JobOptions(jobs=batch.pop("jobs"), cores=batch.pop("job_cores"), memory=batch.pop("job_memory"),
                      walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
                      extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))
@@ -205,6 +239,8 @@ def _force_download(model: str, quiet: bool) -> None:
 
 def _report(res, paths, verbose: bool) -> None:
     info = res.info
+    for note in info.get("Notes") or ():
+        click.echo(f"harnet: note: {note}", err=True)
     click.echo(
         f"harnet: {len(res.windows)} windows, {info.get('ValidWindows', 0)} classified, "
         f"wear {info.get('WearTime(days)', float('nan')):.2f} days",
@@ -230,6 +266,7 @@ def _run_batch(
     scheduler: str | None = None,
     cluster: str | None = None,
     job: Any = None,
+    plot: str | None = None,
 ) -> int:
     """``harnet predict`` with several inputs or ``--outdir``: run the batch and report.
 
@@ -249,9 +286,11 @@ def _run_batch(
         raise InputError("--workers is for the local mode; with a Dask cluster size it there (--jobs, --job-cores)")
     if (scheduler or cluster):
         with dask_client(scheduler, cluster, job, quiet) as client:
-            rep = process_batch(inputs, outdir, options, pattern=pattern, force=force, client=client, progress=not quiet)
+            rep = process_batch(inputs, outdir, options, pattern=pattern, force=force, client=client, progress=not quiet,
+                                plot=plot)
     else:
-        rep = process_batch(inputs, outdir, options, workers=workers, pattern=pattern, force=force, progress=not quiet)
+        rep = process_batch(inputs, outdir, options, workers=workers, pattern=pattern, force=force, progress=not quiet,
+                            plot=plot)
     if not quiet or rep.failures:
         how = f"{rep.workers} worker(s) x {rep.threads} thread(s)" if rep.mode == "local" else "Dask"
         msg = (

@@ -73,15 +73,16 @@ def options(f: Callable) -> Callable:
     return f
 
 
-def apply(kw: dict[str, Any], reader: dict[str, Any], popts: dict[str, Any]) -> bool:
+def apply(kw: dict[str, Any], reader: dict[str, Any], popts: dict[str, Any], *, min_wear_given: bool = False) -> bool:
     """Pop this module's values from ``kw`` (the command's other keyword arguments), fold them
-    into ``popts`` (PredictOptions fields) and ``reader`` (table options); returns --force-download."""
+    into ``popts`` (PredictOptions fields) and ``reader`` (table options); returns --force-download.
+    ``min_wear_given``: --min-wear-per-day was on the command line (not its default)."""
     efl = kw.pop("exclude_first_last")
     popts["exclude_first_day"] |= efl in ("first", "both")
     popts["exclude_last_day"] |= efl in ("last", "both")
     wear = kw.pop("exclude_wear_below")
     if wear is not None:
-        if popts["min_wear_per_day"] not in (0.0, wear):
+        if min_wear_given and popts["min_wear_per_day"] != wear:
             raise click.UsageError("--exclude-wear-below and --min-wear-per-day disagree; give one of them")
         popts["min_wear_per_day"] = wear
     start_row, delimiter = kw.pop("csv_start_row"), kw.pop("csv_delimiter")

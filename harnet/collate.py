@@ -91,7 +91,33 @@ _INT_COLUMNS = ("NumDays", "NumValidDays", "Covers24hOK", "GoodWear", "ReadOK", 
                 "NumWarnings", "CalibOK", "NumNonwearEpisodes", "HasDataWindows", "ValidWindows",
                 "NumDSTCrossings", "Weekday/NumDays", "Weekend/NumDays")
 _STR_COLUMNS = ("Participant", "File", "Path", "Status", "Reason", "Model", "ModelSHA256", "Backend",
-                "HarnetVersion", "Device", "DeviceID", "StartTime", "EndTime", "Timezone")
+                "HarnetVersion", "Device", "DeviceID", "StartTime", "EndTime", "Timezone",
+                "Weekday", "M10Start", "L5Start", "Sleep/Onset(clock)", "Sleep/Wake(clock)")
+
+
+def _cutpoints(info: dict[str, Any]) -> Any:
+    """The cut-point set a recording was made with (harnet.measures.intensity), None before it existed."""
+    from .measures.intensity import CUTPOINT_SETS, CutPoints
+
+    c = info.get("CutPoints")
+    if not isinstance(c, dict):
+        return None
+    name = c.get("name")
+    if name in CUTPOINT_SETS:
+        return CUTPOINT_SETS[name]
+    th = tuple(float(x) for x in c.get("thresholds(mg)") or ())
+    bands = tuple(str(b)[3:] for b in c.get("bands") or ())
+    return CutPoints(str(name), "acc", th, bands, 2, str(c.get("reference", "")))
+
+
+def study_columns(labels: Sequence[str], cut: Any) -> tuple[list[str], list[str]]:
+    """(extra day columns, extra participant columns) of the study measures (docs/outputs.md)."""
+    if cut is None:
+        return [], []
+    from .measures.study import band_column_names, daily_extra_columns, recording_columns
+
+    bands = [c for b in band_column_names(cut) for c in (f"{b}(min)", f"{b}Adjusted(min)")]
+    return ["Weekday", *bands, *daily_extra_columns(labels, cut)], recording_columns(labels, cut)
 
 
 def participant_columns(labels: Sequence[str]) -> list[str]:
@@ -197,7 +223,10 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
     seen_inputs: dict[str, str] = {}
     day_tables = []
     rows: list[dict[str, Any]] = []
+    cut = _cutpoints(infos[0][1]) if infos else None
+    extra_days, extra_parts = study_columns(labels, cut)
     dcols = day_columns(labels)
+    pcols = participant_columns(labels) + extra_parts
     for f, info in infos:
         inp = info.get("input") or {}
         name = f.name
@@ -211,7 +240,10 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
             raise InputError(f"{f / 'summary.csv'}: missing columns {missing}; run the batch again with --force")
         daily.insert(0, "File", str(inp.get("name", "")))
         daily.insert(0, "Participant", name)
-        day_tables.append(daily[dcols])
+        for c in extra_days:  # made by an older harnet or with other options: missing, not refused
+            if c not in daily.columns:
+                daily[c] = None
+        day_tables.append(daily[dcols + extra_days])
         row: dict[str, Any] = {
             "Participant": name,
             "File": inp.get("name"),
@@ -228,7 +260,7 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
             row[col] = len(v) if col == "NumWarnings" and isinstance(v, list) else v
         for col in PARTICIPANT_SUMMARY_COLUMNS:
             row[col] = len(info.get("DSTCrossings") or []) if col == "NumDSTCrossings" else info.get(col)
-        for col in participant_columns(labels)[len(PARTICIPANT_ID_COLUMNS) + len(_QC) + len(PARTICIPANT_SUMMARY_COLUMNS):]:
+        for col in pcols[len(PARTICIPANT_ID_COLUMNS) + len(_QC) + len(PARTICIPANT_SUMMARY_COLUMNS):]:
             row[col] = info.get(col)
         rows.append(row)
 
@@ -240,9 +272,10 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
             rows.append({"Participant": r.name, "File": Path(r.input).name, "Path": r.input, "Status": "failed",
                          "Reason": r.reason})
 
+    dcols = dcols + extra_days
     days = pd.concat(day_tables, ignore_index=True) if day_tables else pd.DataFrame({c: [] for c in dcols})
     days = _types(days, dcols)
-    participants = _types(pd.DataFrame(rows, columns=participant_columns(labels), dtype=object), participant_columns(labels))
+    participants = _types(pd.DataFrame(rows, columns=pcols, dtype=object), pcols)
     return Cohort(days=days, participants=participants, labels=labels)
 
 
@@ -257,7 +290,8 @@ def _types(df: Any, cols: list[str]) -> Any:
             out[c] = s.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)).astype("string")
         elif c == "DayValid":
             out[c] = s.astype("boolean")
-        elif c in _INT_COLUMNS or c == "ValidWindows":
+        elif c in _INT_COLUMNS or c in ("ValidWindows", "Awakenings") or c.endswith(("(count)", "StartHour")) or c in (
+                "Sleep/NumNights", "Sleep/NumValidNights"):
             out[c] = pd.to_numeric(s, errors="coerce").astype("Int64")
         else:
             out[c] = pd.to_numeric(s, errors="coerce").astype("float64")

@@ -29,8 +29,18 @@ LOCK_FILE = ".harnet-batch.lock"
 NEUTRAL_OPTIONS = ("model", "backend", "threads", "batch_size", "device")
 
 
-def output_paths(out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None) -> dict[str, Path]:
-    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder."""
+#: The study tables (docs/outputs.md) inside ``DIR/<name>/``; removed with the rest when redone.
+STUDY_FILES = ("minutes.parquet", "minutes.csv", "hours.parquet", "hours.csv", "sleep.csv", "bouts.csv")
+
+
+def output_paths(
+    out: str | Path | None = None, outdir: str | Path | None = None, name: str | None = None, table_format: str = "parquet"
+) -> dict[str, Path]:
+    """Where predict writes: ``--out PATH.csv`` puts the rest beside it; ``--outdir`` a folder.
+
+    ``table_format`` (``parquet`` or ``csv``) is the format of the minute and hour tables."""
+    if table_format not in ("parquet", "csv"):
+        raise InputError(f"table format {table_format!r}: use parquet or csv")
     if out is not None:
         o = Path(out)
         stem = o.name[: -len(o.suffix)] if o.suffix else o.name
@@ -38,11 +48,52 @@ def output_paths(out: str | Path | None = None, outdir: str | Path | None = None
             "daily": o,
             "windows": o.with_name(f"{stem}-timeseries.parquet"),
             "info": o.with_name(f"{stem}-info.json"),
+            "minutes": o.with_name(f"{stem}-minutes.{table_format}"),
+            "hours": o.with_name(f"{stem}-hours.{table_format}"),
+            "sleep": o.with_name(f"{stem}-sleep.csv"),
+            "bouts": o.with_name(f"{stem}-bouts.csv"),
         }
     if outdir is None:
         raise InputError("give --out PATH.csv or --outdir DIR")
     d = Path(outdir) / (name or "recording")
-    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json"}
+    return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json",
+            "minutes": d / f"minutes.{table_format}", "hours": d / f"hours.{table_format}",
+            "sleep": d / "sleep.csv", "bouts": d / "bouts.csv"}
+
+
+def _is_csv(p: Path) -> bool:
+    return p.suffix == ".csv" or p.name.endswith(".csv.gz")
+
+
+def round_for_csv(df: Any) -> Any:
+    """A copy with numbers rounded to what each measure resolves: ``(hours)`` 4 decimals
+    (0.36 s), ``(mg)``, ``(min)`` and ``(%)`` 2, unit-less measures (IG, R², RA) 4. info.json
+    and parquet keep full precision."""
+    import pandas as pd
+
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_float_dtype(out[c].dtype):
+            continue
+        if c.endswith("(hours)") or c.endswith("(hours/day)"):
+            out[c] = out[c].round(4)
+        elif c.endswith(("(mg)", "(min)", "(%)")):
+            out[c] = out[c].round(2)
+        else:
+            out[c] = out[c].round(4)
+    return out
+
+
+def _write_table(df: Any, tmp: Path, final: Path, time_cols: tuple[str, ...] = ("time",), rounded: bool = False) -> None:
+    """Parquet keeps times as timestamps (tz-aware when a time zone was given); CSV gets ISO text."""
+    if _is_csv(final):
+        w = round_for_csv(df) if rounded else df.copy()
+        for c in time_cols:
+            if c in w.columns and len(w) and hasattr(w[c], "dt"):
+                w[c] = _iso_times(w[c])
+        w.to_csv(tmp, index=False, compression="gzip" if final.name.endswith(".gz") else None)
+    else:
+        df.to_parquet(tmp, index=False)
 
 
 def json_clean(o: Any) -> Any:
@@ -110,21 +161,41 @@ def write_outputs(
         paths["windows"] = Path(windows_path)
     if plot is not None:
         paths["plot"] = Path(plot)
+    tables = {k: getattr(result, k, None) for k in ("minutes", "hours", "sleep", "bouts")}
+    for k, t in tables.items():
+        if t is None:  # no sleep class: no sleep table (said once in info.json "Notes")
+            paths.pop(k, None)
     with contextlib.ExitStack() as stack:
         tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        result.daily.to_csv(tmps["daily"], index=False)
-        w = result.windows.copy()
-        w["time"] = _iso_times(w["time"])
-        if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
-            w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
-        else:
-            w.to_parquet(tmps["windows"], index=False)
+        round_for_csv(result.daily).to_csv(tmps["daily"], index=False)
+        _write_table(result.windows, tmps["windows"], paths["windows"])
+        for k, t in tables.items():
+            if k in paths and t is not None:
+                _write_table(t, tmps[k], paths[k], ("time", "start", "end"), rounded=True)
         tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
         if plot is not None:
             from .plot import plot_days
 
-            plot_days(result.windows, result.labels, tmps["plot"])
+            plot_days(result.windows, result.labels, tmps["plot"], title=plot_title(result), sleep_periods=_sleep_periods(result))
     return paths
+
+
+def plot_title(result: Any) -> str:
+    """File name, device ID and dates, for the plot."""
+    info = result.info
+    name = (info.get("input") or {}).get("name") or "recording"
+    dev = (info.get("reader") or {}).get("DeviceID")
+    dates = list(result.daily["Date"]) if len(result.daily) else []
+    span = f"{dates[0]} to {dates[-1]}" if dates else ""
+    return " | ".join(x for x in (str(name), f"device {dev}" if dev not in (None, "") else "", span) if x)
+
+
+def _sleep_periods(result: Any) -> list[tuple[str, str]]:
+    s = getattr(result, "sleep", None)
+    if s is None or not len(s):
+        return []
+    ok = s["Onset"].notna() & s["Wake"].notna()
+    return list(zip(s.loc[ok, "Onset"], s.loc[ok, "Wake"]))
 
 
 # ---- done checks, stale files --------------------------------------------------------------------
@@ -186,6 +257,6 @@ def clean_stale_temps(outdir: str | os.PathLike) -> list[Path]:
 def remove_outputs(folder: Path) -> None:
     """Remove a recording folder's outputs (info.json first: without it the folder never looks done)."""
     # info.json first: without it the folder never looks done, whatever else is left
-    for n in ("info.json", *DONE_FILES, RUN_FILE):
+    for n in ("info.json", *DONE_FILES, *STUDY_FILES, RUN_FILE):
         with contextlib.suppress(FileNotFoundError):
             (folder / n).unlink()

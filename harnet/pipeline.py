@@ -23,7 +23,10 @@ from .errors import InputError
 log = logging.getLogger("harnet")
 
 #: Columns of the per-window time series before the per-class probability columns (public API).
-WINDOW_COLUMNS = ("time", "acc", "wear", "nonwear", "label", "label_raw")
+WINDOW_COLUMNS = ("time", "acc", "mad", "wear", "nonwear", "label", "label_raw")
+
+#: The field's valid-day rule (GGIR's default ``includedaycrit = 16``: at least 16 h of wear).
+DEFAULT_MIN_WEAR_PER_DAY = 16.0
 
 #: Longest span (first to last sample) predict accepts: every window of the span is made, so a
 #: stray timestamp decades away would otherwise take hours and all memory (docs/reliability.md).
@@ -45,7 +48,10 @@ class PredictOptions:
     end: str | None = None
     exclude_first_day: bool = False
     exclude_last_day: bool = False
-    min_wear_per_day: float = 0.0
+    min_wear_per_day: float = DEFAULT_MIN_WEAR_PER_DAY
+    cutpoints: str | None = "hildebrand"  # name or "a,b[,c]" mg (harnet.measures.intensity; the CLI's default)
+    single_sleep_block: bool = False
+    require_sleep_above_s: float | None = None
     calibrate: bool | None = None  # None: follow the model's config
     detect_nonwear: bool | None = None
     nonwear_patience_min: float = 90.0
@@ -66,6 +72,10 @@ class PredictResult:
     info: dict[str, Any]
     labels: tuple[str, ...]
     window_sec: int
+    minutes: Any = None  # minute table (harnet.measures.tables)
+    hours: Any = None  # hour table
+    sleep: Any = None  # one row per night, None for a model without a sleep class
+    bouts: Any = None  # one row per bout
 
 
 class StageTimer:
@@ -156,6 +166,7 @@ def predict_recording(
     import pandas as pd
 
     from .measures.activity import summarize
+    from .measures.intensity import band_codes, parse_cutpoints
     from .predictor import Predictor
 
     opts = options or PredictOptions()
@@ -167,6 +178,16 @@ def predict_recording(
     cfg = predictor.config.raw
     labels = predictor.labels
     window_sec = predictor.window_sec
+    cut = parse_cutpoints(opts.cutpoints)  # a bad --cutpoints is refused before any work
+    sleep_rules = bool(opts.single_sleep_block or opts.require_sleep_above_s)
+    if sleep_rules:
+        from .measures.study import find_class
+
+        if find_class(labels, "sleep") is None or find_class(labels, "sedentary") is None:
+            raise InputError(
+                f"--single-sleep-block and --require-sleep-above need a model with sleep and sedentary classes; "
+                f"{opts.model} has {list(labels)}"
+            )
     span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
     if span_s < window_sec:
         # processed, not refused: real short test files must still give (empty) summaries
@@ -190,16 +211,20 @@ def predict_recording(
 
     t4 = _time.perf_counter()
     times = _device_to_local(res.starts, opts.timezone, offset)
+    final = _sleep_rules(res.label, labels, times, window_sec, opts) if sleep_rules else res.label
     cats = pd.CategoricalDtype(categories=list(labels))
     acc_a = res.acc
     acc_a[~valid_a] = np.nan
+    mad_a = res.mad if res.mad is not None else np.full(len(acc_a), np.nan)
+    mad_a[~valid_a] = np.nan
     df = pd.DataFrame(
         {
             "time": times,
             "acc": acc_a,
+            "mad": mad_a,
             "wear": valid_a,
             "nonwear": res.nonwear,
-            "label": pd.Categorical.from_codes(res.label, dtype=cats),
+            "label": pd.Categorical.from_codes(final, dtype=cats),
             "label_raw": pd.Categorical.from_codes(res.label_raw, dtype=cats),
             **{f"prob_{c}": res.probs[:, i] for i, c in enumerate(labels)},
         }
@@ -211,8 +236,13 @@ def predict_recording(
         min_wear_per_day_hours=opts.min_wear_per_day,
         exclude_first_day=opts.exclude_first_day,
         exclude_last_day=opts.exclude_last_day,
+        bands=band_codes(df["acc" if cut.metric == "acc" else "mad"].to_numpy(), cut, valid_a),
+        band_names=[f"Cut{b}" for b in cut.bands],
     )
     timer.add("summary", _time.perf_counter() - t4)
+    t5 = _time.perf_counter()
+    study = _study(df, summ, labels, window_sec, cut, opts)
+    timer.add("measures", _time.perf_counter() - t5)
     from . import __version__
 
     prov = cfg.get("provenance", {})
@@ -240,9 +270,51 @@ def predict_recording(
         "HasDataWindows": int(res.has_data.sum()),
         "ValidWindows": int(valid_a.sum()),
         **summ.overall,
+        **study.overall,
+        "Notes": study.notes,
         "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
     }
-    return PredictResult(windows=df, daily=summ.daily, info=info, labels=labels, window_sec=window_sec)
+    return PredictResult(windows=df, daily=study.daily, info=info, labels=labels, window_sec=window_sec,
+                         minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts)
+
+
+def _sleep_rules(final: np.ndarray, labels: tuple[str, ...], times: Any, window_sec: int, opts: PredictOptions) -> np.ndarray:
+    """actinet's --single-sleep-block / --require-sleep-above on the smoothed labels."""
+    from .measures.sleep import apply_sleep_rules
+    from .measures.study import find_class
+
+    idx = times
+    utc = idx.asi8 if idx.tz is None else idx.tz_convert("UTC").tz_localize(None).asi8
+    wall = idx.asi8 if idx.tz is None else idx.tz_localize(None).asi8
+    return apply_sleep_rules(
+        final, find_class(labels, "sleep"), find_class(labels, "sedentary"), utc, wall, window_sec * 1_000_000_000,
+        require_sleep_above_s=opts.require_sleep_above_s, single_sleep_block=opts.single_sleep_block,
+    )
+
+
+@dataclass
+class _Study:
+    daily: Any
+    minutes: Any
+    hours: Any
+    sleep: Any
+    bouts: Any
+    overall: dict[str, Any]
+    notes: list[str]
+
+
+def _study(df: Any, summ: Any, labels: tuple[str, ...], window_sec: int, cut: Any, opts: PredictOptions) -> _Study:
+    """The study measures (harnet.measures.study) joined onto the daily table."""
+    import pandas as pd
+
+    from .measures.study import study_measures
+
+    st = study_measures(df, summ, labels, window_sec, cut, min_wear_per_day_hours=opts.min_wear_per_day)
+    daily = summ.daily
+    extra = st.daily_extra
+    daily = pd.concat([daily[["Date"]], extra[["Weekday"]], daily.drop(columns=["Date"]), extra.drop(columns=["Weekday"])], axis=1)
+    # notes (e.g. no sleep table) go into info.json "Notes"; the CLI prints them once, unless -q
+    return _Study(daily, st.minutes, st.hours, st.sleep, st.bouts, st.overall, st.notes)
 
 
 def predict_file(

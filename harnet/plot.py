@@ -34,6 +34,7 @@ FIXED_COLOURS: dict[str, str] = {
 }
 NONWEAR_COLOUR = "#b0b0b0"
 ENMO_COLOUR = "#111111"
+SLEEP_MARK_COLOUR = "#1a237e"
 
 ROW_HEIGHT_IN = 0.8  # per day
 TOP_IN = 0.9  # title and legend
@@ -85,7 +86,22 @@ def figure_height_in(n_days: int) -> float:
     return TOP_IN + n_days * ROW_HEIGHT_IN + BOTTOM_IN
 
 
-def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | None, window_sec: float | None) -> "Figure":
+def _period_ns(periods: Sequence[tuple] | None, tz) -> list[tuple[int, int]]:
+    """(onset, wake) times -> UTC ns pairs (naive times are taken as the table's clock)."""
+    out = []
+    for a, b in periods or ():
+        ta, tb = pd.Timestamp(a), pd.Timestamp(b)
+        if tz is not None:
+            ta = ta.tz_localize(tz) if ta.tzinfo is None else ta
+            tb = tb.tz_localize(tz) if tb.tzinfo is None else tb
+        elif ta.tzinfo is not None:
+            ta, tb = ta.tz_localize(None), tb.tz_localize(None)
+        out.append((int(ta.value), int(tb.value)))
+    return out
+
+
+def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | None, window_sec: float | None,
+               sleep_periods: Sequence[tuple] | None = None) -> "Figure":
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -111,6 +127,7 @@ def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | Non
     axes = fig.subplots(n_days, 1, sharex=True, squeeze=False)[:, 0]
     fig.subplots_adjust(left=0.1, right=0.98, top=1 - TOP_IN / height, bottom=BOTTOM_IN / height, hspace=0.12)
     xmax = float(max(24.0, lengths_h.max()))
+    periods = _period_ns(sleep_periods, w.tz)
     day_of = w.wall_day - first
     bounds = np.searchsorted(day_of, np.arange(n_days + 1))  # windows are sorted, so days are contiguous
     for i, ax in enumerate(axes):
@@ -132,19 +149,28 @@ def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | Non
             y = w.acc[sl].copy()
             cut = np.flatnonzero(np.diff(utc) != w.window_ns) + 1
             ax.plot(np.insert(xc, cut, np.nan), np.insert(y, cut, np.nan), color=ENMO_COLOUR, linewidth=0.6)
+        for a, b in periods:  # main sleep periods: a bar along the top of the rows they cross
+            lo, hi = max(a, starts[i]), min(b, starts[i + 1])
+            if hi > lo:
+                ax.hlines(ymax * 0.96, (lo - starts[i]) / _HOUR_NS, (hi - starts[i]) / _HOUR_NS, colors=SLEEP_MARK_COLOUR, lw=3)
         if lengths_h[i] < xmax:  # a short (DST) day: hatch the hours it does not have
             ax.axvspan(lengths_h[i], xmax, facecolor="none", edgecolor="#dddddd", hatch="///", linewidth=0)
         ax.set_xlim(0, xmax)
         ax.set_ylim(0, ymax)
         day = pd.Timestamp((first + i) * 86_400, unit="s")
         ax.set_ylabel(day.strftime("%a\n%Y-%m-%d"), rotation=0, ha="right", va="center", fontsize=8)
-        ax.set_yticks([])
-        for side in ("top", "right", "left"):
+        ax.yaxis.tick_right()  # the ENMO scale, in mg, on the right of every row
+        ax.set_yticks([0, round(ymax / 2), round(ymax)])
+        ax.tick_params(axis="y", labelsize=6, length=2, pad=1)
+        for side in ("top", "left"):
             ax.spines[side].set_visible(False)
     axes[-1].set_xticks(np.arange(0, xmax + 0.01, 3))
     axes[-1].set_xlabel("hours since local midnight" + (" (time zone " + str(w.tz) + ")" if w.tz else ""), fontsize=8)
     handles = [Patch(facecolor=colours[lab], label=lab) for lab in labs]
-    handles += [Patch(facecolor=NONWEAR_COLOUR, label="non-wear"), Line2D([], [], color=ENMO_COLOUR, lw=0.8, label=f"ENMO (row height {ymax:.0f} mg)")]
+    handles += [Patch(facecolor=NONWEAR_COLOUR, label="non-wear"), Patch(facecolor="white", edgecolor="#999999", label="no data"),
+                Line2D([], [], color=ENMO_COLOUR, lw=0.8, label="ENMO (mg, right axis)")]
+    if periods:
+        handles.append(Line2D([], [], color=SLEEP_MARK_COLOUR, lw=3, label="main sleep period"))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8, bbox_to_anchor=(0.5, 1 - 0.35 / height))
     if title:
         fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=10)
@@ -158,18 +184,21 @@ def plot_days(
     *,
     title: str | None = None,
     window_sec: float | None = None,
+    sleep_periods: Sequence[tuple] | None = None,
 ) -> Path:
     """Draw one row per local calendar day (x: hours since local midnight, 0-24, 23 or 25 on DST
     days) with each class as a coloured band, non-wear grey, gaps blank and the window ENMO (mg)
     as a line on top; write it to ``out_path`` (format from the suffix: .png, .pdf, .svg ...).
 
     ``windows`` is the per-window table described in :mod:`harnet.measures.activity`; ``window_sec`` is
-    inferred from the most common step between window starts when not given. Returns the path.
+    inferred from the most common step between window starts when not given. ``sleep_periods``:
+    (onset, wake) pairs (the sleep table's main sleep periods) drawn as a bar along the top of the
+    rows. Returns the path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     out = Path(out_path)
-    fig = _draw_days(windows, labels, title=title, window_sec=window_sec)
+    fig = _draw_days(windows, labels, title=title, window_sec=window_sec, sleep_periods=sleep_periods)
     canvas = FigureCanvasAgg(fig)
     fmt = out.suffix.lower().lstrip(".") or "png"
     if fmt not in canvas.get_supported_filetypes():

@@ -141,6 +141,7 @@ class Classified:
     label_raw: np.ndarray
     label: np.ndarray
     info: dict[str, Any]
+    mad: np.ndarray | None = None  # float64 mean amplitude deviation (mg), like acc
 
 
 class Predictor:
@@ -235,7 +236,7 @@ class Predictor:
         info, nonwear = self.prepare(rec, options)
         add("preprocess", _time.perf_counter() - t0)
         n_classes = len(self.labels)
-        starts, acc, valid, nw, has_data, probs = [], [], [], [], [], []
+        starts, acc, mad, valid, nw, has_data, probs = [], [], [], [], [], [], []
         t_win = t_inf = 0.0
         done = 0
         span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
@@ -256,6 +257,7 @@ class Predictor:
             t_inf += t1 - t2
             starts.append(ch.starts)
             acc.append(ch.enmo_mg)
+            mad.append(ch.mad_mg if ch.mad_mg is not None else np.full(len(ch.starts), np.nan, dtype=np.float32))
             valid.append(ch.valid)
             nw.append(ch.nonwear)
             has_data.append(ch.has_data)
@@ -279,7 +281,7 @@ class Predictor:
         return Classified(
             starts=np.concatenate(starts), acc=np.concatenate(acc).astype(np.float64), valid=valid_a,
             nonwear=np.concatenate(nw), has_data=np.concatenate(has_data), probs=probs_a, label_raw=raw,
-            label=final, info=info,
+            label=final, info=info, mad=np.concatenate(mad).astype(np.float64),
         )
 
     def valid_windows(self, rec: "Recording") -> np.ndarray:
@@ -304,7 +306,8 @@ def _take(ch: "WindowChunk", keep: np.ndarray) -> "WindowChunk":
     from .signal.windows import WindowChunk
 
     return WindowChunk(starts=ch.starts[keep], X=ch.X[keep], valid=ch.valid[keep], nonwear=ch.nonwear[keep],
-                       has_data=ch.has_data[keep], enmo_mg=ch.enmo_mg[keep])
+                       has_data=ch.has_data[keep], enmo_mg=ch.enmo_mg[keep],
+                       mad_mg=None if ch.mad_mg is None else ch.mad_mg[keep])
 
 
 def prepare_recording(rec: "Recording", prep: "Preprocessing", options: Any = None) -> tuple[dict[str, Any], "NonwearResult | None"]:

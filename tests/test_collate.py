@@ -33,6 +33,15 @@ DAY_SCHEMA = {
     "ENMO(mg)": "float64",
     "ENMOAdjusted(mg)": "float64",
     **{c: "float64" for lab in LABELS for c in (f"{lab}(hours)", f"{lab}Adjusted(hours)")},
+    # the study measures (docs/outputs.md), default cut-points
+    "Weekday": "string",
+    **{f"Cut{b}{k}(min)": "float64" for b in ("Inactive", "Light", "Moderate", "Vigorous") for k in ("", "Adjusted")},
+    **{f"{kind}Bouts{m}min({u})": ("Int64" if u == "count" else "float64")
+       for kind, ms in (("MVPA", (1, 5, 10)), ("Sedentary", (30,)), ("CutMVPA", (1, 5, 10)), ("CutSedentary", (30,)))
+       for m in ms for u in ("count", "min")},
+    "IntensityGradient": "float64", "IntensityGradientIntercept": "float64", "IntensityGradientR2": "float64",
+    **{f"M{x}(mg)": "float64" for x in (60, 30, 15, 5, 2)},
+    "M10(mg)": "float64", "M10Start": "string", "L5(mg)": "float64", "L5Start": "string", "RA": "float64",
 }
 
 PARTICIPANT_SCHEMA = {
@@ -92,9 +101,28 @@ def batch_out(tmp_path_factory, tiny_model):  # noqa: F811
     ]
     bad = root / "data" / "C03.cwa"
     bad.write_bytes(b"MD" + bytes(2000))  # a header and no data
-    rep = batch.process_batch([*files, bad], root / "out", opts_for(tiny_model, threads=1, timezone="Europe/London"))
+    rep = batch.process_batch([*files, bad], root / "out", opts_for(tiny_model, threads=1, timezone="Europe/London", min_wear_per_day=0),
+                              plot="days.png")
     assert len(rep.processed) == 3 and [f.name for f in rep.failures] == ["C03"]
     return root / "out"
+
+
+def _study_participant_schema():
+    from harnet.measures.intensity import parse_cutpoints
+    from harnet.measures.study import recording_columns
+
+    out = {}
+    for c in recording_columns(LABELS, parse_cutpoints(None)):
+        if c.endswith("(clock)"):
+            out[c] = "string"
+        elif c.endswith("StartHour") or c in ("Sleep/NumNights", "Sleep/NumValidNights"):
+            out[c] = "Int64"
+        else:
+            out[c] = "float64"
+    return out
+
+
+PARTICIPANT_SCHEMA.update(_study_participant_schema())
 
 
 def test_schema_locked(batch_out, tmp_path):
@@ -158,6 +186,26 @@ def test_cli_collate(batch_out, tmp_path, capsys):
     assert len(d) == 4 and len(p) == 4 and list(d.columns) == list(DAY_SCHEMA)
     assert main(["collate", str(batch_out), "--out", str(tmp_path / "c.xlsx")]) == 1
     assert main(["collate", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "c.csv")]) == 2
+
+
+def test_stacked_tables(batch_out, tmp_path):
+    from harnet_cli.main import main
+
+    assert main(["collate", str(batch_out), "--out", str(tmp_path / "c.csv"), "--tables", "-q"]) == 0
+    names = {"minutes": "c-minutes.parquet", "hours": "c-hours.parquet", "sleep": "c-sleep.csv", "bouts": "c-bouts.csv"}
+    for kind, fname in names.items():
+        assert (tmp_path / fname).is_file(), fname
+    m = pd.read_parquet(tmp_path / "c-minutes.parquet")
+    own = {p.name: pd.read_parquet(p / "minutes.parquet") for p in batch_out.iterdir() if (p / "minutes.parquet").is_file()}
+    assert m.columns[0] == "Participant" and m.groupby("Participant").size().to_dict() == {k: len(v) for k, v in own.items()}
+    for name, t in own.items():
+        mine = m[m["Participant"] == name].drop(columns="Participant").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, t)
+    assert str(m["time"].dt.tz) == "Europe/London"
+    # batch --plot: one picture in each recording's folder
+    assert all((batch_out / name / "days.png").is_file() for name in own)
+    s = pd.read_csv(tmp_path / "c-sleep.csv")
+    assert s.columns[0] == "Participant" and set(s["Participant"]) == set(own)
 
 
 def test_refuses_mixed_models_and_unfinished_folders(batch_out, tmp_path):

@@ -108,3 +108,20 @@ def test_imports_stay_light():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_title_legend_enmo_axis_and_sleep_marks():
+    from matplotlib.collections import LineCollection
+
+    fig = _draw_days(table("2024-03-04 00:00", "2024-03-06 00:00"), LABELS, title="p.cwa | device 42 | 2024-03-04 to 2024-03-05",
+                     window_sec=30, sleep_periods=[("2024-03-04T23:00:00", "2024-03-05T07:00:00")])
+    assert fig._suptitle.get_text() == "p.cwa | device 42 | 2024-03-04 to 2024-03-05"
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "no data" in texts and "main sleep period" in texts and "ENMO (mg, right axis)" in texts
+    rows = [a for a in fig.axes]
+    # the ENMO scale in mg on every row
+    assert all(len(a.get_yticks()) == 3 and a.get_yticks()[0] == 0 for a in rows)
+    # the sleep period crosses midnight: a mark on both rows, 23-24 h and 0-7 h
+    segs = [[s for c in a.collections if isinstance(c, LineCollection) for s in c.get_segments()] for a in rows]
+    assert [(round(s[0][0], 3), round(s[1][0], 3)) for s in segs[0]] == [(23.0, 24.0)]
+    assert [(round(s[0][0], 3), round(s[1][0], 3)) for s in segs[1]] == [(0.0, 7.0)]

@@ -29,11 +29,11 @@ def dst_run(tmp_path_factory, model30_dir):
     with contextlib.redirect_stderr(err):
         rc = main(["predict", str(cwa), "--model", str(model30_dir), "--out", str(out), "--timezone", "Europe/London", "-q"])
     assert rc == 0, err.getvalue()
-    return pd.read_csv(out), pd.read_parquet(d / "summary-timeseries.parquet")
+    return pd.read_csv(out), pd.read_parquet(d / "summary-timeseries.parquet"), pd.read_parquet(d / "summary-hours.parquet")
 
 
 def test_spring_forward_day_has_23_hours(dst_run):
-    daily, _ = dst_run
+    daily, _, _ = dst_run
     day = daily.set_index("Date")
     assert list(day.index) == ["2024-03-30", "2024-03-31", "2024-04-01"]
     assert day.loc["2024-03-31", "DayLength(hours)"] == 23
@@ -46,12 +46,21 @@ def test_spring_forward_day_has_23_hours(dst_run):
 
 
 def test_no_window_lost_or_duplicated(dst_run):
-    _, ts = dst_run
-    t = pd.to_datetime(ts["time"], utc=True)
+    _, ts, _ = dst_run
+    assert str(ts["time"].dt.tz) == "Europe/London"  # parquet keeps an aware timestamp, not text
+    t = ts["time"].dt.tz_convert("UTC")
     assert len(ts) == 48 * 120
     assert t.is_unique and t.is_monotonic_increasing
     assert (t.diff().dropna() == pd.Timedelta(seconds=30)).all()
-    # local ISO strings carry the offset: GMT before 01:00 UTC on 31 March, BST after
-    assert ts["time"].iloc[0] == "2024-03-30T12:00:00+00:00"
-    assert ts["time"].iloc[-1] == "2024-04-01T12:59:30+01:00"
-    assert not ts["time"].str.startswith("2024-03-31T01:").any()  # the skipped local hour
+    # local times carry the offset: GMT before 01:00 UTC on 31 March, BST after
+    assert ts["time"].iloc[0].isoformat() == "2024-03-30T12:00:00+00:00"
+    assert ts["time"].iloc[-1].isoformat() == "2024-04-01T12:59:30+01:00"
+    assert not ts["time"].map(lambda x: x.isoformat()).str.startswith("2024-03-31T01:").any()  # the skipped local hour
+
+
+def test_hour_table_has_23_hours_on_the_spring_forward_day(dst_run):
+    daily, _, hours = dst_run
+    assert len(hours) == 48 and hours["time"].is_unique
+    per_day = hours.groupby(hours["time"].dt.strftime("%Y-%m-%d")).size()
+    assert per_day.to_dict() == {"2024-03-30": 12, "2024-03-31": 23, "2024-04-01": 13}
+    assert (hours["RecordedTime(min)"] == 60).all()

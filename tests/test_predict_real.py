@@ -51,15 +51,35 @@ def test_every_device_file_predicts(rel, extra, tmp_path, model30_dir):
     out = tmp_path / "summary.csv"
     rc, err = _predict([str(path), "--model", str(model30_dir), "--out", str(out), *extra])
     assert rc == 0, err
-    daily = pd.read_csv(out)
-    assert list(daily.columns) == daily_columns(LABELS)
+    daily = pd.read_csv(out, dtype={"Date": str})
+    base = set(daily_columns(LABELS))
+    assert [c for c in daily.columns if c in base] == daily_columns(LABELS)
     assert len(daily) >= 1
     ts = pd.read_parquet(tmp_path / "summary-timeseries.parquet")
     info = json.loads((tmp_path / "summary-info.json").read_text())
     assert info["reader"]["NumSamples"] > 0
-    # recorded time in the summary = windows in the series
-    assert daily["RecordedTime(hours)"].sum() == pytest.approx(len(ts) * 30 / 3600)
+    # recorded time in the summary = windows in the series (CSV hours have 4 decimals)
+    assert daily["RecordedTime(hours)"].sum() == pytest.approx(len(ts) * 30 / 3600, abs=1e-4 * len(daily))
     assert info["ValidWindows"] == int(ts["wear"].sum())
+    # every table is written (this model has no sleep class: no sleep table, said in Notes)
+    minutes = pd.read_parquet(tmp_path / "summary-minutes.parquet")
+    hours = pd.read_parquet(tmp_path / "summary-hours.parquet")
+    bouts = pd.read_csv(tmp_path / "summary-bouts.csv")
+    assert not (tmp_path / "summary-sleep.csv").exists() and any("no sleep class" in n for n in info["Notes"])
+    assert list(bouts.columns)[:3] == ["Kind", "Source", "MinLength(min)"]
+    # the minute table's mean ENMO (weighted by worn minutes) is the daily ENMO
+    day_of = minutes["time"].dt.strftime("%Y-%m-%d")
+    for _, row in daily.iterrows():
+        m = minutes[day_of == row["Date"]]
+        w = m["WearTime(min)"]
+        if w.sum() > 0:
+            assert (m["ENMO(mg)"] * w).sum() / w.sum() == pytest.approx(row["ENMO(mg)"], abs=0.006)
+        else:
+            assert np.isnan(row["ENMO(mg)"])
+    # one row per recorded hour (30-s windows never straddle an hour) and per recorded minute
+    assert len(hours) == ts["time"].dt.floor("h").nunique()
+    assert len(minutes) == ts["time"].dt.floor("min").nunique()
+    assert hours["RecordedTime(min)"].sum() == pytest.approx(len(ts) * 0.5)
 
 
 @pytest.fixture(scope="module")

@@ -472,7 +472,7 @@ def _check_multiday_gap(r: Run) -> None:
     for date in ("2024-01-11", "2024-01-12"):
         assert day.loc[date, "WearTime(hours)"] == 0 and day.loc[date, "NonwearTime(hours)"] == 0
         assert day.loc[date, "RecordedTime(hours)"] == 24
-    assert day["WearTime(hours)"].sum() == pytest.approx(r.info["ValidWindows"] * 10 / 3600)
+    assert day["WearTime(hours)"].sum() == pytest.approx(r.info["ValidWindows"] * 10 / 3600, abs=1e-4 * len(day))  # CSV: 4 decimals
     w = r.windows
     assert len(w) == (pd.Timestamp("2024-01-13 09:05") - pd.Timestamp("2024-01-10 22:00")).total_seconds() / 10
     assert w["wear"].sum() == r.info["ValidWindows"] >= 56
@@ -492,7 +492,7 @@ def _check_dst_both(r: Run) -> None:
     assert set(day.drop(["2024-03-31", "2024-10-27"])["DayLength(hours)"]) == {24}
     t = pd.to_datetime(r.windows["time"], utc=True)
     assert t.is_unique and t.is_monotonic_increasing and (t.diff().dropna() == pd.Timedelta(seconds=10)).all()
-    s = r.windows["time"]
+    s = r.windows["time"].map(lambda x: x.isoformat())  # parquet keeps aware timestamps
     # spring: 00:55 GMT runs on to 02:05 BST, the skipped hour never appears
     assert s.iloc[0] == "2024-03-31T00:55:00+00:00" and "2024-03-31T02:00:00+01:00" in set(s)
     assert not s.str.startswith("2024-03-31T01:").any()

@@ -148,10 +148,12 @@ def process_batch(
     force: bool = False,
     client: Any = None,
     progress: bool = False,
+    plot: str | None = None,
 ) -> BatchReport:
     """Run :func:`harnet.predict_file` over many recordings into ``outdir`` (see the module doc).
 
     ``client``: a ``distributed.Client`` to run on a Dask cluster instead of local processes.
+    ``plot``: a file name (``days.png``): each recording's plot is written into its folder.
     Returns a :class:`BatchReport`; failed inputs are also listed in ``outdir/failures.csv``.
     """
     from ..loading import resolve_model_dir
@@ -202,7 +204,7 @@ def process_batch(
             if not force and p.is_file() and is_done(out / name, identity, p):
                 report.skipped.append(name)
                 continue
-            tasks.append(RecordingTask(str(p), name, str(out), task_opts, str(mdir), backend, threads, event_log))
+            tasks.append(RecordingTask(str(p), name, str(out), task_opts, str(mdir), backend, threads, event_log, plot))
 
         bar = None
         if progress and tasks:

@@ -36,6 +36,7 @@ class RecordingTask:
     backend: str
     threads: int | None
     event_log: str | None = None
+    plot: str | None = None  # file name of a plot written into the recording's folder
 
     @property
     def folder(self) -> Path:
@@ -102,7 +103,7 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
         res.info["input"] = {"path": task.path, "name": Path(task.path).name, "size": size}
         paths = output_paths(outdir=task.outdir, name=task.name)
         remove_outputs(task.folder)
-        write_outputs(res, paths)
+        write_outputs(res, paths, plot=None if task.plot is None else task.folder / task.plot)
         run = {
             "started": _iso(t_start),
             "finished": _iso(_time.time()),

@@ -58,7 +58,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .imputation import build_timeline, group_sum, impute
+from .imputation import MinuteGrid, build_timeline, group_sum, impute, minute_grid
 from .windows import REQUIRED_COLUMNS, check_labels, input_error, prepare_windows, select_windows
 
 __all__ = ["DAILY_COLUMNS_FIXED", "HOURLY_COLUMNS_FIXED", "REQUIRED_COLUMNS", "Summary", "daily_columns", "hourly_columns", "summarize"]
@@ -113,6 +113,7 @@ class Summary:
     daily: pd.DataFrame
     hourly: pd.DataFrame
     overall: dict[str, Any] = field(default_factory=dict)
+    minutes: MinuteGrid | None = None  # every minute of the selected days (harnet.measures.tables)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,6 +142,8 @@ def summarize(
     exclude_last_day: bool = False,
     start: Any = None,
     end: Any = None,
+    bands: np.ndarray | None = None,
+    band_names: Sequence[str] = (),
 ) -> Summary:
     """Summarise a per-window table into daily, hour-of-day and recording figures.
 
@@ -151,12 +154,15 @@ def summarize(
     windows : the per-window table (``time``, ``acc``, ``wear``, ``nonwear``, ``label``).
     labels : the model's class names in model order (the daily columns follow this order).
     window_sec : window length in seconds.
-    min_wear_per_day_hours : a day is valid (``DayValid``) when its wear time reaches this; only
-        valid days enter the recording averages.
+    min_wear_per_day_hours : a day is valid (``DayValid``) when its wear time reaches this (and is
+        above zero: a day without wear is never valid); only valid days enter the averages.
     exclude_first_day, exclude_last_day : drop the first/last local calendar day of the selection.
     start, end : keep windows starting in ``[start, end)`` (``end`` is exclusive: ``end='2024-03-05'``
         stops at the midnight that begins 5 March). Naive values are local time when the table is
         tz-aware.
+    bands, band_names : optional cut-point band index per window row (-1: none) and the band
+        column names: adds ``<name>(min)`` and ``<name>Adjusted(min)`` daily columns (worn minutes
+        per band, imputed like the classes) and the bands to :attr:`Summary.minutes`.
 
     Returns
     -------
@@ -177,10 +183,11 @@ def summarize(
     labs = check_labels(labels)
     if not (isinstance(min_wear_per_day_hours, (int, float, np.integer, np.floating)) and min_wear_per_day_hours >= 0):
         raise input_error(f"min_wear_per_day_hours must be a number >= 0, got {min_wear_per_day_hours!r}")
-    w = prepare_windows(windows, labs, window_sec)
+    w = prepare_windows(windows, labs, window_sec, None if bands is None else np.asarray(bands))
     w = select_windows(w, start, end, exclude_first_day, exclude_last_day)
     C = len(labs)
-    tl = build_timeline(w, C)
+    B = len(band_names) if bands is not None else 0
+    tl = build_timeline(w, C, B)
     D = tl.n_days
     day = tl.day
 
@@ -193,6 +200,10 @@ def summarize(
     e_ratio, e_found = impute(tl, tl.enmo_w, tl.enmo_s)
     adj_es = tl.enmo_s + np.where(e_found, miss_e * np.nan_to_num(e_ratio), 0.0)
     adj_ew = tl.enmo_w + np.where(e_found, miss_e, 0.0)
+    adj_band = None
+    if tl.band is not None:
+        bfrac, bfound = impute(tl, tl.wear, tl.band)
+        adj_band = tl.band + np.where(bfound[:, None], missing[:, None] * np.nan_to_num(bfrac), 0.0)
 
     # ---- per day sums (ns)
     def per_day(v: np.ndarray) -> np.ndarray:
@@ -210,7 +221,7 @@ def summarize(
         enmo = np.where(d_ew > 0, d_es / np.where(d_ew > 0, d_ew, 1), np.nan)
         enmo_adj = np.where(d_aew > 0, d_aes / np.where(d_aew > 0, d_aew, 1), np.nan)
     wear_h = d_wear / _HOUR_NS
-    valid = wear_h >= float(min_wear_per_day_hours)
+    valid = (wear_h >= float(min_wear_per_day_hours)) & (d_wear > 0)  # no wear: never valid
     days = pd.to_datetime(np.arange(tl.first_day, tl.first_day + D) * _DAY_NS, unit="ns")
     dates = [d.strftime("%Y-%m-%d") for d in days]
 
@@ -228,7 +239,14 @@ def summarize(
     for c, lab in enumerate(labs):
         data[f"{lab}(hours)"] = d_cls[:, c] / _HOUR_NS
         data[f"{lab}Adjusted(hours)"] = d_adj[:, c] / _HOUR_NS
-    daily = pd.DataFrame(data, columns=daily_columns(labs))
+    cols = daily_columns(labs)
+    if tl.band is not None and adj_band is not None:
+        d_band, d_aband = per_day(tl.band), per_day(adj_band)
+        for b, name in enumerate(band_names):
+            data[f"{name}(min)"] = d_band[:, b] / _MIN_NS
+            data[f"{name}Adjusted(min)"] = d_aband[:, b] / _MIN_NS
+            cols += [f"{name}(min)", f"{name}Adjusted(min)"]
+    daily = pd.DataFrame(data, columns=cols)
 
     # ---- hour of day (valid days), coverage (all days)
     hour = tl.key // 60
@@ -285,4 +303,4 @@ def summarize(
     ov["DSTCrossings"] = [dates[i] for i in np.flatnonzero(d_len != _DAY_NS)]
     ov["Timezone"] = None if w.tz is None else str(w.tz)
     ov["MinWearPerDay(hours)"] = float(min_wear_per_day_hours)
-    return Summary(daily=daily, hourly=hourly, overall=ov)
+    return Summary(daily=daily, hourly=hourly, overall=ov, minutes=minute_grid(tl, w.tz, adj_cls, adj_es, adj_ew, adj_band))

@@ -37,9 +37,13 @@ class Timeline:
     cls: np.ndarray  # (G, C) worn ns per class
     enmo_w: np.ndarray  # (G,) worn ns with a finite acc
     enmo_s: np.ndarray  # (G,) sum of acc x ns over those
+    grid: np.ndarray | None = None  # (G,) UTC ns of each minute's start
+    mad_w: np.ndarray | None = None  # (G,) worn ns with a finite MAD
+    mad_s: np.ndarray | None = None
+    band: np.ndarray | None = None  # (G, B) worn ns per cut-point band
 
 
-def build_timeline(w: WindowTable, n_labels: int) -> Timeline:
+def build_timeline(w: WindowTable, n_labels: int, n_bands: int = 0) -> Timeline:
     first_day, last_day = int(w.wall_day.min()), int(w.wall_day.max())
     n_days = last_day - first_day + 1
     origin = local_midnight_utc(first_day, w.tz)
@@ -84,7 +88,64 @@ def build_timeline(w: WindowTable, n_labels: int) -> Timeline:
     cls = np.bincount(pm[wear_p] * n_labels + w.code[pr][wear_p], pns[wear_p], n_min * n_labels).reshape(n_min, n_labels)
     enmo_w = np.bincount(pm[fin_p], pns[fin_p], n_min)
     enmo_s = np.bincount(pm[fin_p], pns[fin_p] * acc_p[fin_p], n_min)
-    return Timeline(first_day, n_days, origin, day, key, dow, rec, wear, nonwear, cls, enmo_w, enmo_s)
+    mad_w = mad_s = band = None
+    if w.mad is not None:
+        mad_p = w.mad[pr]
+        fm = wear_p & np.isfinite(mad_p)
+        mad_w = np.bincount(pm[fm], pns[fm], n_min)
+        mad_s = np.bincount(pm[fm], pns[fm] * mad_p[fm], n_min)
+    if n_bands and w.band is not None:
+        b_p = w.band[pr]
+        fb = wear_p & (b_p >= 0)
+        band = np.bincount(pm[fb] * n_bands + b_p[fb], pns[fb], n_min * n_bands).reshape(n_min, n_bands)
+    return Timeline(first_day, n_days, origin, day, key, dow, rec, wear, nonwear, cls, enmo_w, enmo_s, grid, mad_w, mad_s, band)
+
+
+@dataclass
+class MinuteGrid:
+    """Every local clock minute of the selected days, crude and adjusted (seconds, mg): the
+    building block of the minute and hour tables (:mod:`harnet.measures.tables`).
+
+    ``time`` local minute starts (tz-aware when the table is); ``day`` index into the daily
+    table; ``*_s`` seconds in the minute; ``cls_s``/``cls_adj_s`` (G, C) per label and
+    ``band_s``/``band_adj_s`` (G, B) per cut-point band (None without bands); ``enmo``,
+    ``enmo_adj``, ``mad`` mg (NaN where nothing to average).
+    """
+
+    time: pd.DatetimeIndex
+    day: np.ndarray
+    rec_s: np.ndarray
+    wear_s: np.ndarray
+    nonwear_s: np.ndarray
+    cls_s: np.ndarray
+    cls_adj_s: np.ndarray
+    enmo: np.ndarray
+    enmo_adj: np.ndarray
+    mad: np.ndarray
+    band_s: np.ndarray | None
+    band_adj_s: np.ndarray | None
+
+
+def minute_grid(tl: Timeline, tz, adj_cls: np.ndarray, adj_es: np.ndarray, adj_ew: np.ndarray,
+                adj_band: np.ndarray | None) -> MinuteGrid:
+    """The :class:`MinuteGrid` of a timeline and its imputed amounts (ns)."""
+    grid = tl.grid if tl.grid is not None else tl.origin + np.arange(len(tl.key), dtype=np.int64) * _MIN_NS
+    t = pd.DatetimeIndex(grid.view("datetime64[ns]"))
+    if tz is not None:
+        t = t.tz_localize("UTC").tz_convert(tz)
+
+    def ratio(s: np.ndarray | None, w: np.ndarray | None) -> np.ndarray:
+        if s is None or w is None:
+            return np.full(len(grid), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(w > 0, s / np.where(w > 0, w, 1), np.nan)
+
+    return MinuteGrid(
+        time=t, day=tl.day, rec_s=tl.rec / _NS, wear_s=tl.wear / _NS, nonwear_s=tl.nonwear / _NS,
+        cls_s=tl.cls / _NS, cls_adj_s=adj_cls / _NS, enmo=ratio(tl.enmo_s, tl.enmo_w), enmo_adj=ratio(adj_es, adj_ew),
+        mad=ratio(tl.mad_s, tl.mad_w),
+        band_s=None if tl.band is None else tl.band / _NS, band_adj_s=None if adj_band is None else adj_band / _NS,
+    )
 
 
 def group_sum(gid: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

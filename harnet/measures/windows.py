@@ -35,6 +35,8 @@ class WindowTable:
     code: np.ndarray  # int64 label index, -1 when not classified
     tz: tzinfo | None
     window_ns: int
+    mad: np.ndarray | None = None  # float64 mg, None when the table has no 'mad' column
+    band: np.ndarray | None = None  # int64 cut-point band index, -1 when none (harnet.measures.intensity)
 
 
 def input_error(msg: str) -> InputError:
@@ -60,7 +62,7 @@ def _bool_column(df: pd.DataFrame, col: str) -> np.ndarray:
         raise input_error(f"window table: column {col!r} is not boolean ({s.dtype}); give True/False per window") from e
 
 
-def prepare_windows(windows: pd.DataFrame, labels: list[str], window_sec: float) -> WindowTable:
+def prepare_windows(windows: pd.DataFrame, labels: list[str], window_sec: float, band: np.ndarray | None = None) -> WindowTable:
     """Check the window table and return sorted plain arrays."""
     if not isinstance(windows, pd.DataFrame):
         raise input_error(f"expected the per-window table as a pandas DataFrame, got {type(windows).__name__}")
@@ -108,8 +110,13 @@ def prepare_windows(windows: pd.DataFrame, labels: list[str], window_sec: float)
     if bad.any():
         raise input_error(f"window table: window at {idx[np.argmax(bad)]} has a label but is not flagged worn; set wear=True or clear the label")
 
+    mad = windows["mad"].to_numpy(dtype=np.float64, na_value=np.nan) if "mad" in windows.columns else None
+    if band is not None and len(band) != len(utc):
+        raise input_error(f"band codes: {len(band)} values for {len(utc)} windows; give one per window")
     order = np.argsort(utc, kind="stable")
     utc, wall_day, acc, wear, nonwear, code = (a[order] for a in (utc, wall_day, acc, wear, nonwear, code))
+    mad = None if mad is None else mad[order]
+    band = None if band is None else np.asarray(band, dtype=np.int64)[order]
     if len(utc) > 1:
         step = np.diff(utc)
         over = step < window_ns
@@ -120,7 +127,7 @@ def prepare_windows(windows: pd.DataFrame, labels: list[str], window_sec: float)
                 f"window table: windows overlap or repeat at {when} (starts {step[i] / _NS:g} s apart, window {window_sec} s); "
                 "remove duplicated rows or pass the right window_sec"
             )
-    return WindowTable(utc, wall_day, acc, wear, nonwear, code, tz, window_ns)
+    return WindowTable(utc, wall_day, acc, wear, nonwear, code, tz, window_ns, mad, band)
 
 
 def to_utc_ns(value: Any, tz: tzinfo | None, what: str) -> int:
@@ -162,4 +169,5 @@ def select_windows(w: WindowTable, start: Any, end: Any, exclude_first_day: bool
         raise input_error("no windows left after applying start/end and the first/last-day exclusions; widen the selection")
     if keep.all():
         return w
-    return WindowTable(w.utc[keep], w.wall_day[keep], w.acc[keep], w.wear[keep], w.nonwear[keep], w.code[keep], w.tz, w.window_ns)
+    opt = [None if a is None else a[keep] for a in (w.mad, w.band)]
+    return WindowTable(w.utc[keep], w.wall_day[keep], w.acc[keep], w.wear[keep], w.nonwear[keep], w.code[keep], w.tz, w.window_ns, *opt)

@@ -173,9 +173,10 @@ def resample_core(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resample (t int64 ns, x (n, 3)) onto g0 + j / fs_out, j < m; see :func:`resample`.
 
-    ``enmo = (sos_enmo, edges_ns)``: also return the sum of ENMO (g) and the sample count of
+    ``enmo = (sos_enmo, edges_ns)``: also return the sum of ENMO (g), the sample count and the
+    sum of absolute deviations of the vector magnitude from its window mean (g; MAD x count) of
     the raw samples between consecutive ``edges_ns``, after filtering with ``sos_enmo``
-    (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (2, len-1).
+    (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (3, len-1).
     """
     out = np.full((m, 3), np.nan, dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
@@ -183,7 +184,7 @@ def resample_core(
         t, x = t[finite], x[finite]
     del finite
     if m == 0 or len(t) == 0:
-        return out, (None if enmo is None else np.zeros((2, len(enmo[1]) - 1)))
+        return out, (None if enmo is None else np.zeros((3, len(enmo[1]) - 1)))
     # float64 ns relative to the grid start: exact integers for spans up to 104 days
     tr = (t - g0).astype(np.float64)
     grid = np.arange(m, dtype=np.float64) * NS / fs_out
@@ -235,13 +236,20 @@ def resample_core(
             norm2 += np.square(ce, dtype=np.float64)
     if enmo is None:
         return out, None
-    sums = np.zeros((2, len(cuts) - 1))
+    sums = np.zeros((3, len(cuts) - 1))
     if b > a:
-        e = np.maximum(np.sqrt(norm2) - 1.0, 0.0)
+        vm = np.sqrt(norm2, out=norm2)  # vector magnitude (g), in place: no extra copy
+        e = np.maximum(vm - 1.0, 0.0)
         cnt = np.diff(cuts)
         full = cnt > 0
         if full.any():
-            sums[0, full] = np.add.reduceat(e, (cuts[:-1] - a)[full])
+            at = (cuts[:-1] - a)[full]
+            sums[0, full] = np.add.reduceat(e, at)
+            # MAD (Vaha-Ypya et al. 2015): mean |vm - mean(vm)| over the window's samples
+            mean_vm = np.zeros(len(cnt))
+            mean_vm[full] = np.add.reduceat(vm, at) / cnt[full]
+            e = np.abs(vm - np.repeat(mean_vm, cnt), out=e)
+            sums[2, full] = np.add.reduceat(e, at)
         sums[1] = cnt
     return out, sums
 

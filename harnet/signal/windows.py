@@ -93,7 +93,9 @@ class WindowChunk:
     are classified); ``nonwear`` bool (N,): some sample lies in a non-wear episode;
     ``has_data`` bool (N,): at least one sample present; ``enmo_mg`` float32 (N,): mean ENMO
     ``max(|a| - 1, 0)`` in mg of the raw samples inside the window (device rate, 20 Hz
-    low-pass by default, non-wear samples included), NaN where ``has_data`` is False.
+    low-pass by default, non-wear samples included), NaN where ``has_data`` is False;
+    ``mad_mg`` float32 (N,): mean amplitude deviation ``mean(| |a| - mean|a| |)`` in mg of the
+    same samples (Vaha-Ypya et al. 2015), NaN where ``has_data`` is False.
     Non-wear samples keep their values in ``X``: use ``nonwear`` to mask them.
     """
 
@@ -103,6 +105,7 @@ class WindowChunk:
     nonwear: np.ndarray
     has_data: np.ndarray
     enmo_mg: np.ndarray
+    mad_mg: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -201,7 +204,7 @@ def iter_chunks(
             starts = (origin + (wa + np.arange(nwin, dtype=np.int64)) * win_ns).view("datetime64[ns]")
             X = np.full((nwin, 3, T), np.nan, dtype=np.float32)
             complete = np.zeros(nwin, dtype=bool)
-            esum = np.zeros((2, nwin))
+            esum = np.zeros((3, nwin))
         else:
             a = max(0, a - 1)
             b = min(n, b + 1)
@@ -215,6 +218,7 @@ def iter_chunks(
         has_data = ~np.isnan(X[:, 0, :]).all(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             enmo = np.where(has_data & (esum[1] > 0), esum[0] / esum[1] * 1000.0, np.nan).astype(np.float32)
+            mad = np.where(has_data & (esum[1] > 0), esum[2] / esum[1] * 1000.0, np.nan).astype(np.float32)
         yield WindowChunk(
             starts=starts,
             X=X,
@@ -222,4 +226,5 @@ def iter_chunks(
             nonwear=nw,
             has_data=has_data,
             enmo_mg=enmo,
+            mad_mg=mad,
         )

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
+from .convert_actinet import ACTINET_STAND_INS, hmm_settings
 from .errors import ChecksumError, InputError, ModelError, UnsafePickleError
 
 __all__ = ["convert", "read_bundle", "LICENCE", "STAND_IN_CLASSES"]
@@ -90,17 +91,15 @@ def _stand_in(module: str, name: str) -> type:
     return type(name, (_StandIn,), {"upstream": f"{module}.{name}", "__module__": __name__})
 
 
-#: (module, class) of the upstream objects the converter represents by inert stand-ins. Only
-#: ``models.SleepWindowSSL`` and ``stepcount.hmm_utils.HMMSmoother`` were seen in a real file
-#: (the asleep bundle); the others are the class names the actinet and stepcount tools pickle.
+#: (module, class) of the upstream objects the converter represents by inert stand-ins: the
+#: classes the asleep, stepcount and actinet tools pickle (actinet's: :mod:`harnet.convert_actinet`).
 STAND_IN_CLASSES: tuple[tuple[str, str], ...] = (
     ("models", "SleepWindowSSL"),
     ("asleep.models", "SleepWindowSSL"),
     ("stepcount.hmm_utils", "HMMSmoother"),
     ("stepcount.models", "StepCounter"),
     ("stepcount.models", "WalkDetectorSSL"),
-    ("actinet.models", "ActivityClassifier"),
-    ("actinet.hmm_utils", "HMMSmoother"),
+    *ACTINET_STAND_INS,
 )
 _STAND_INS: dict[tuple[str, str], type] = {key: _stand_in(*key) for key in STAND_IN_CLASSES}
 
@@ -735,8 +734,10 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     _load_strict(model, {k: v.detach().to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()},
                  source=str(path))
     settings = _scalar_settings(top)
-    prov = _provenance(path, entry, f"{fmt} (pickle read with harnet's allow-listed unpickler)",
-                       {"upstream_class": cls, "upstream_settings": settings})
+    extra_prov: dict[str, Any] = {"upstream_class": cls, "upstream_settings": settings}
+    if fmt == "actinet-bundle" and (flags := hmm_settings(top)):
+        extra_prov["upstream_hmm"] = flags
+    prov = _provenance(path, entry, f"{fmt} (pickle read with harnet's allow-listed unpickler)", extra_prov)
     desc = getattr(entry, "description", "") or f"{arch} classifier converted from {path.name} ({cls})"
     return save_model_dir(
         model,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import pathlib
 import sys
 
 import click
@@ -106,15 +108,14 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
             raise click.UsageError("--demo makes its own input; give no INPUTS with it")
         if not out:
             raise click.UsageError("--demo needs --out PATH.csv")
-        import pathlib
-
         from harnet.synth import write_scripted_cwa
 
         demo_path = pathlib.Path(out).with_name("harnet-demo.cwa")
         demo_path.parent.mkdir(parents=True, exist_ok=True)
         if not quiet:
             click.echo(f"harnet: writing a synthetic 26-hour recording to {demo_path}", err=True)
-        write_scripted_cwa(demo_path)
+        with _demo_removed_on_failure(demo_path):
+            write_scripted_cwa(demo_path)
         inputs = (str(demo_path),)
     if not inputs:
         raise click.UsageError("give at least one input file (or --demo)")
@@ -156,8 +157,9 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         path = inputs[0]
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
-        res = predict_file(path, options=opts)
-        paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
+        with _demo_removed_on_failure(pathlib.Path(path) if demo else None):
+            res = predict_file(path, options=opts)
+            paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
         if not quiet:
             _report(res, paths, verbose)
         return
@@ -171,6 +173,17 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
     if code:
         ctx.exit(code)
+
+
+@contextlib.contextmanager
+def _demo_removed_on_failure(demo_path):
+    """A demo run that fails (weights unreachable, Ctrl-C...) leaves no demo recording behind."""
+    try:
+        yield
+    except BaseException:
+        if demo_path is not None:
+            demo_path.unlink(missing_ok=True)
+        raise
 
 
 def _report(res, paths, verbose: bool) -> None:

@@ -28,6 +28,7 @@ import configparser
 import contextlib
 import hashlib
 import html.parser
+import http.client
 import json
 import os
 import posixpath
@@ -382,7 +383,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
         except LookupError as e:
             reasons.append(f"{where} ({index.origin}): {e}")
             continue
-        except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:  # JSON and Unicode errors are ValueErrors
             reasons.append(f"{where} ({index.origin}): {_why(e)}")
             continue
         if link.sha256 is not None and link.sha256 != src.sha256:
@@ -393,7 +394,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
             )
         try:
             tmp = download(link.url)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:
             reasons.append(f"{where}: downloading {redact(link.url)}: {_why(e)}")
             continue
         try:

@@ -242,7 +242,7 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
             mismatches.append(f"{what}: {e}")
             continue
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-            failures.append(f"{what}: {_reason(e)}")
+            failures.append(f"{what}: {e if isinstance(e, pkgindex.SdistNotFound) else _reason(e)}")
             continue
         if _keep_if_verified(tmp, path, entry, what, mismatches):
             return path

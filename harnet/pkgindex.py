@@ -61,6 +61,10 @@ class UnsafeArchiveError(HarnetError):
     """A source distribution holds a member that leaves its folder, a link, or duplicates."""
 
 
+class SdistNotFound(OSError):
+    """No configured package index gave the sdist; the message has each index's reason."""
+
+
 class IndexSource(NamedTuple):
     url: str
     origin: str  # where it was configured, for messages
@@ -371,9 +375,10 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
 
     ``download(url)`` streams one URL into a temporary file beside ``like`` and returns it (the
     caller's downloader, with its progress bar and time-outs). Indexes are tried in the order of
-    :func:`index_urls`. Raises :class:`OSError` (with every index's reason) when none gives the
-    sdist, :class:`~harnet.errors.ChecksumError` when the sdist is not the pinned one (refused
-    before it is opened) and :class:`UnsafeArchiveError` for an archive harnet will not read.
+    :func:`index_urls`. Raises :class:`SdistNotFound` (an :class:`OSError`, with every index's
+    reason) when none gives the sdist, :class:`~harnet.errors.ChecksumError` when the sdist is not
+    the pinned one (refused before it is opened) and :class:`UnsafeArchiveError` for an archive
+    harnet will not read.
     """
     reasons: list[str] = []
     for index in index_urls():
@@ -408,7 +413,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-    raise OSError("; ".join(reasons) or "no package index configured")
+    raise SdistNotFound("; ".join(reasons) or "no package index configured")
 
 
 def _why(e: BaseException) -> str:

@@ -238,6 +238,7 @@ def test_all_sources_failing_names_each_and_the_fix(index, monkeypatch):
     assert f"{index.base}/simple (PIP_INDEX_URL): the Fake_Weights page lists no {SDIST}" in msg
     assert f"{index.base}/other-simple (PIP_EXTRA_INDEX_URL): HTTP 404" in msg
     assert "harnet download tiny-sdist" in msg and "HARNET_CACHE" in msg and "PIP_INDEX_URL" in msg
+    assert "OSError" not in msg and "Traceback" not in msg
 
 
 def test_index_urls_follow_pip_configuration(monkeypatch, tmp_path):

@@ -483,7 +483,7 @@ def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks
     except (OSError, EOFError, zlib.error) as exc:
         raise _bad_file(path, f"cannot be read to the end ({exc}); the file is damaged or incomplete; re-copy it") from None
     # a block straddling a whole shorter session can still interleave: sort samples (rare)
-    from harnet.io import strictly_increasing
+    from harnet.io.recording import strictly_increasing
 
     time_out, xyz_out, n_back, n_dup = strictly_increasing(time_out, xyz_out)
     dropped += n_dup

@@ -8,7 +8,7 @@ The output (:class:`WindowSet`, saved as ``.npz`` without pickles) holds
 - ``meta``: a JSON string with the window geometry, the preprocessing, the label order, where
   the data came from and how many windows were dropped and why.
 
-Every recording is resampled by its timestamps with :func:`harnet.windows.resample` (the same
+Every recording is resampled by its timestamps with :func:`harnet.signal.resample.resample` (the same
 code ``harnet predict`` uses) onto the midnight-aligned 30 Hz grid, then cut into windows that
 start every ``step_sec`` on that grid. A window's label is the majority label of the raw samples
 inside it. A window is dropped (and counted) when any of its 30 Hz samples is missing
@@ -263,7 +263,8 @@ def windows_from_recording(
     int per sample indexing ``class_names`` (-1: no usable label). ``counts`` (if given) gets
     the number of candidate, kept and dropped windows added per reason.
     """
-    from ..windows import midnight_ns, resample
+    from ..signal.resample import resample
+    from ..timegrid import midnight_ns
 
     t = np.asarray(time)
     t = t.view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)

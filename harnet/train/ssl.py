@@ -285,15 +285,12 @@ def recording_windows(rec: Any, cfg: PretrainConfig) -> Iterator[np.ndarray]:
     """The valid windows of a recording, chunk by chunk, prepared as ``harnet predict`` prepares
     them: gravity calibration, non-wear detection, low-pass, 30 Hz resampling, clock-aligned
     windows; windows with missing samples or non-wear are dropped."""
-    from .. import preprocess
-    from ..windows import iter_chunks
+    from ..modeldir import Preprocessing
+    from ..predictor import prepare_recording, window_chunks
 
-    if cfg.calibrate:
-        preprocess.calibrate_gravity(rec)
-    nonwear = preprocess.detect_nonwear(rec) if cfg.detect_nonwear else None
-    for ch in iter_chunks(
-        rec, window_sec=cfg.window_sec, lowpass_hz=cfg.lowpass_hz, nonwear=nonwear, max_gap_s=cfg.max_gap_s
-    ):
+    prep = Preprocessing.from_dict(cfg.preprocessing())
+    _, nonwear = prepare_recording(rec, prep)
+    for ch in window_chunks(rec, cfg.window_sec, prep, nonwear, max_gap_s=cfg.max_gap_s):
         if ch.valid.any():
             yield ch.X[ch.valid]
 

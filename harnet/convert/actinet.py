@@ -1,4 +1,4 @@
-"""Facts about the bundles the actinet tool pickles, for :mod:`harnet.convert`'s safe reader.
+"""Facts about the bundles the actinet tool pickles, for the safe reader (.safepickle, .bundles).
 
 Two layouts are known (read from real files and actinet's sources; nothing of actinet is
 imported or run):
@@ -14,7 +14,7 @@ imported or run):
   ``prior``/``emission``/``transition``).
 
 The converter finds the state dict and the HMM parameters by their shape (see ``_find_network``
-and ``_find_hmm`` there); this module names the classes that may appear and reads the HMM's
+and ``_find_hmm`` in :mod:`.bundles`); this module names the classes that may appear and reads the HMM's
 flags, which harnet records in the model directory's provenance.
 """
 

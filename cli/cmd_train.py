@@ -78,26 +78,32 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
     dropped when a sample is missing, when it is mostly unlabelled, or when the majority is
     below --min-agreement.
     """
+    from harnet.train import datasets as D
     from harnet.train import prepare as P
 
     opts = P.WindowOptions(window_sec=int(window_sec), step_sec=step_sec, min_agreement=min_agreement,
                            lowpass_hz=lowpass_hz, max_gap_s=max_gap)
     p = Path(input_path)
     if layout == "auto":
-        layout = _detect_layout(p)
+        from harnet.errors import InputError
+
+        try:
+            layout = D.detect_layout(p)
+        except InputError as e:
+            raise click.UsageError(str(e)) from None
     if layout == "capture24":
         if not dictionary:
             raise click.UsageError("the Capture-24 layout needs --dictionary annotation-label-dictionary.csv")
-        ws = P.prepare_capture24(p, dictionary, label_column, opts, progress=lambda n: click.echo(f"reading {n}", err=True))
+        ws = D.prepare_capture24(p, dictionary, label_column, opts, progress=lambda n: click.echo(f"reading {n}", err=True))
     elif layout == "hapt":
-        ws = P.prepare_hapt(p, opts)
+        ws = D.prepare_hapt(p, opts)
     else:
         cols = [c.strip() for c in xyz_cols.split(",")]
         if len(cols) != 3:
             raise click.BadParameter("give three comma-separated columns", param_hint="--xyz-cols")
         if not time_col and not sample_rate:
             raise click.UsageError("without --time-col, give --sample-rate")
-        ws = P.prepare_table(p, opts, label_col=label_col, pid_col=pid_col or None, time_col=time_col or None,
+        ws = D.prepare_table(p, opts, label_col=label_col, pid_col=pid_col or None, time_col=time_col or None,
                              xyz_cols=cols, recording_col=recording_col, sample_rate=sample_rate,
                              time_unit=time_unit, units=units)
     ws.save(out)
@@ -108,20 +114,6 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
     )
     for lab in ws.labels:
         click.echo(f"  {lab}: {int((ws.y == lab).sum())}")
-
-
-def _detect_layout(p: Path) -> str:
-    if p.is_dir():
-        if any(p.glob("P*.csv*")):
-            return "capture24"
-        raise click.UsageError(f"{p} is a folder without P*.csv.gz files; give --layout")
-    if p.name.lower().endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        names = set(pq.read_schema(p).names)
-        if {"user", "acc_x", "acc_y", "acc_z", "label"} <= names:
-            return "hapt"
-    return "table"
 
 
 @click.command("train", context_settings={"show_default": True})

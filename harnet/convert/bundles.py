@@ -30,6 +30,7 @@ import numpy as np
 
 from .._fileio import file_digests
 from ..errors import ChecksumError, InputError, ModelError, UnsafePickleError
+from .actinet import hmm_settings
 from .safepickle import REFUSAL_HINT, first_line, is_torch_file, read_bundle, sniff
 
 #: Licence of every published weight file harnet knows how to convert (not harnet's own licence).
@@ -326,8 +327,10 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     load_strict(model, {k: v.detach().to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()},
                  source=str(path))
     settings = _scalar_settings(top)
-    prov = _provenance(path, entry, f"{fmt} (pickle read with harnet's allow-listed unpickler)",
-                       {"upstream_class": cls, "upstream_settings": settings})
+    extra_prov: dict[str, Any] = {"upstream_class": cls, "upstream_settings": settings}
+    if fmt == "actinet-bundle" and (flags := hmm_settings(top)):
+        extra_prov["upstream_hmm"] = flags
+    prov = _provenance(path, entry, f"{fmt} (pickle read with harnet's allow-listed unpickler)", extra_prov)
     desc = getattr(entry, "description", "") or f"{arch} classifier converted from {path.name} ({cls})"
     return save_model_dir(
         model,

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import InputError, ModelError, UnsafePickleError
+from .actinet import ACTINET_STAND_INS
 
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."  # pickle of torch's magic number
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -69,17 +70,15 @@ def _stand_in(module: str, name: str) -> type:
     return type(name, (_StandIn,), {"upstream": f"{module}.{name}", "__module__": __name__})
 
 
-#: (module, class) of the upstream objects the converter represents by inert stand-ins. Only
-#: ``models.SleepWindowSSL`` and ``stepcount.hmm_utils.HMMSmoother`` were seen in a real file
-#: (the asleep bundle); the others are the class names the actinet and stepcount tools pickle.
+#: (module, class) of the upstream objects the converter represents by inert stand-ins: the
+#: classes the asleep, stepcount and actinet tools pickle (actinet's: :mod:`harnet.convert.actinet`).
 STAND_IN_CLASSES: tuple[tuple[str, str], ...] = (
     ("models", "SleepWindowSSL"),
     ("asleep.models", "SleepWindowSSL"),
     ("stepcount.hmm_utils", "HMMSmoother"),
     ("stepcount.models", "StepCounter"),
     ("stepcount.models", "WalkDetectorSSL"),
-    ("actinet.models", "ActivityClassifier"),
-    ("actinet.hmm_utils", "HMMSmoother"),
+    *ACTINET_STAND_INS,
 )
 _STAND_INS: dict[tuple[str, str], type] = {key: _stand_in(*key) for key in STAND_IN_CLASSES}
 

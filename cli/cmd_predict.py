@@ -35,10 +35,19 @@ def _check_time(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+def _check_out(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--out is one file; a folder there means --outdir was meant (a usage error, exit 2)."""
+    import os
+
+    if value is not None and os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a folder; --out takes the summary CSV's file path, use --outdir DIR to write into a folder")
+    return value
+
+
 @click.command(context_settings={"show_default": True})
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
+@click.option("--out", "out", type=click.Path(), callback=_check_out, help="Daily summary CSV; the per-window series and info.json go beside it.")
 @click.option("--outdir", type=click.Path(file_okay=False), help="Write each recording's outputs into DIR/<name>/.")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: one row per day, classes as bands, ENMO on top.")
@@ -122,6 +131,11 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         raise click.UsageError("several inputs need --outdir DIR")
     if not out and not outdir:
         raise click.UsageError("give --out PATH.csv (or --outdir DIR)")
+    if start is not None and end is not None:
+        import pandas as pd
+
+        if pd.Timestamp(start) >= pd.Timestamp(end):
+            raise click.BadParameter(f"--start {start} is not before --end {end}; swap them or fix one", param_hint="--start")
     if lowpass in ("model",):
         lp = "model"
     elif lowpass.lower() in ("none", "off", "0"):
@@ -153,11 +167,15 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         lowpass_hz=lp, reader=reader,
     )
     if len(inputs) == 1 and out:
+        from harnet.pipeline import check_output_paths
+
         path = inputs[0]
+        paths = output_paths(out=out)
+        check_output_paths(paths, plot=plot, windows_path=windows_out)  # before reading anything
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
         res = predict_file(path, options=opts)
-        paths = write_outputs(res, output_paths(out=out), plot=plot, windows_path=windows_out)
+        paths = write_outputs(res, paths, plot=plot, windows_path=windows_out)
         if not quiet:
             _report(res, paths, verbose)
         return

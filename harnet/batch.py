@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import HarnetError, InputError
+from .errors import DISK_FULL, HarnetError, InputError, WriteError, write_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .collate import Cohort
@@ -357,7 +357,11 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
                 os.close(fd)
         out.update(status="done")
     except Exception as e:  # one bad file never stops the batch: report it
-        out.update(status="failed", error=type(e).__name__, reason=_one_line(e), traceback=traceback.format_exc())
+        fault = write_error(e)  # the machine refused a write: one line naming the path, not a bare OSError
+        err = e if fault is None else fault
+        out.update(status="failed", error=type(err).__name__, reason=_one_line(err), traceback=traceback.format_exc())
+        if fault is not None:
+            out.update(errno=fault.errno, fault_path=fault.path)
     out["seconds"] = round(_time.time() - t_start, 3)
     return out
 
@@ -568,6 +572,8 @@ def _run_local(tasks: list[RecordingTask], workers: int, threads: int, on_result
                 except BrokenProcessPool:
                     broken = True
                     inflight[f] = t  # handled below with the others
+                except _OutputDiskFull:
+                    raise  # stop the batch (the pool is shut down below)
                 except Exception as e:  # e.g. a result that cannot be sent back
                     on_result(_failed(t, e))
             if broken:
@@ -605,14 +611,34 @@ def _run_dask(client: Any, tasks: list[RecordingTask], on_result: Callable[[dict
 
     futures = client.map(process_recording, tasks, pure=False)
     by_future = dict(zip(futures, tasks))
-    for fut in as_completed(futures):
-        t = by_future[fut]
-        try:
-            r = fut.result()
-        except Exception as e:  # KilledWorker, a lost connection: this recording only
-            r = _failed(t, e)
-        on_result(r)
-        fut.release()
+    try:
+        for fut in as_completed(futures):
+            t = by_future[fut]
+            try:
+                r = fut.result()
+            except Exception as e:  # KilledWorker, a lost connection: this recording only
+                r = _failed(t, e)
+            on_result(r)
+            fut.release()
+    except _OutputDiskFull:
+        client.cancel(futures)
+        raise
+
+
+class _OutputDiskFull(Exception):
+    """Raised from a result callback to stop a batch whose output disk is full."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("reason", ""))
+        self.result = result
+
+
+def _fills_outdir(r: dict[str, Any], out: Path) -> bool:
+    """Whether a failed result is the output disk being full (then every further one fails too)."""
+    if r.get("errno") not in DISK_FULL:
+        return False
+    p = r.get("fault_path")
+    return p is None or _inside(Path(p).absolute(), out)
 
 
 def _write_failures(outdir: Path, failures: list[Failure]) -> Path:
@@ -658,7 +684,12 @@ def process_batch(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; --outdir needs a folder")
     paths = expand_inputs(inputs, pattern, exclude=out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ._fileio import check_writable, faults_named
+
+    # an output folder that cannot be written is refused before any recording is read
+    check_writable(out / FAILURES_FILE, fix="give another --outdir")
+    with faults_named(out, what="the output folder", fix="give another --outdir"):
+        out.mkdir(parents=True, exist_ok=True)
 
     mdir = resolve_model_dir(opts.model)
     cfg = read_config(mdir)
@@ -671,7 +702,8 @@ def process_batch(
     if backend.startswith("onnx"):
         from .backends.onnx_backend import ensure_onnx
 
-        ensure_onnx(mdir)  # export once here, not in every worker at the same time
+        if backend != "onnx-int8":  # export once here, not in every worker at the same time
+            ensure_onnx(mdir, "winograd" if backend == "onnx-winograd" else "direct")
     identity = result_identity(opts.to_dict(), cfg, backend)
 
     if client is not None:
@@ -710,19 +742,36 @@ def process_batch(
                 with contextlib.suppress(OSError):
                     _remove_outputs(out / r["name"])
                 log.info("failed: %s: %s", r["input"], r.get("reason"))
+                if _fills_outdir(r, out):
+                    raise _OutputDiskFull(r)
             if bar is not None:
                 bar.update(1)
                 if report.failures:
                     bar.set_postfix(failed=len(report.failures))
 
+        full: _OutputDiskFull | None = None
         try:
             if client is not None:
                 _run_dask(client, tasks, on_result)
             else:
                 _run_local(tasks, n_workers, threads, on_result)
+        except _OutputDiskFull as e:
+            full = e
         finally:
             if bar is not None:
                 bar.close()
+        if full is not None:
+            with contextlib.suppress(WriteError, OSError):  # listed when it can still be written
+                _write_failures(out, report.failures)
+            r = full.result
+            left = len(tasks) - len(report.processed) - len(report.failures)
+            raise WriteError(
+                f"batch stopped: {r.get('reason')}. Every further recording would fail the same way: "
+                f"{left} left undone, {len(report.processed)} done now, {len(report.skipped)} done before; "
+                "free space (or use another --outdir) and run the same command again: finished recordings "
+                "are skipped",
+                path=r.get("fault_path"), errno=r.get("errno"),
+            )
         _write_failures(out, report.failures)
     report.seconds = _time.perf_counter() - t_start
     return report

@@ -252,12 +252,15 @@ def predict_recording(
         }
     )
     lo, hi = _parse_bound(opts.start, opts.timezone), _parse_bound(opts.end, opts.timezone)
+    span = (df["time"].iloc[0], df["time"].iloc[-1]) if len(df) else None
     if lo is not None:
         df = df[df["time"] >= lo]
     if hi is not None:
         df = df[df["time"] < hi]
     if df.empty:
-        raise InputError("no windows between --start and --end; check the recording's dates in info.json")
+        held = f"the recording's windows run from {span[0]} to {span[1]}" if span else "the recording has no windows"
+        asked = ", ".join(f"{k} {v}" for k, v in (("--start", opts.start), ("--end", opts.end)) if v is not None)
+        raise InputError(f"no windows between --start and --end ({asked}): {held}; choose times inside that span")
     df = df.reset_index(drop=True)
     summ = summarize(
         df,
@@ -364,6 +367,25 @@ def output_paths(out: str | Path | None = None, outdir: str | Path | None = None
     return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json"}
 
 
+def check_output_paths(
+    paths: Mapping[str, Path], *, plot: str | Path | None = None, windows_path: str | Path | None = None
+) -> None:
+    """Refuse, before any work, output paths that cannot be written (a missing folder that cannot
+    be made, a read-only file system, a file where a folder should be, a name too long): one
+    :class:`~harnet.errors.WriteError` naming the path, the cause and the fix. Writes nothing."""
+    from ._fileio import check_writable
+
+    todo = dict(paths)
+    if windows_path is not None:
+        todo["windows"] = Path(windows_path)
+    if plot is not None:
+        todo["plot"] = Path(plot)
+    for p in todo.values():
+        if Path(p).is_dir():
+            raise InputError(f"{p} is a folder; give a file path (or --outdir DIR for a folder of outputs)")
+        check_writable(p, fix="give another --out")
+
+
 def json_clean(o: Any) -> Any:
     """Make ``o`` strict-JSON-safe: NaN/inf become null, numpy scalars and arrays plain Python."""
     if isinstance(o, dict):
@@ -426,25 +448,32 @@ def write_outputs(
     """
     import contextlib
 
-    from ._fileio import atomic_path
+    from ._fileio import atomic_path, faults_named
 
     paths = dict(paths)
     if windows_path is not None:
         paths["windows"] = Path(windows_path)
     if plot is not None:
         paths["plot"] = Path(plot)
+    fix = "then run again (or give another --out/--outdir)"
+    what = {"daily": "the daily summary", "windows": "the per-window series", "info": "info.json", "plot": "the plot"}
     with contextlib.ExitStack() as stack:
-        tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        result.daily.to_csv(tmps["daily"], index=False)
+        tmps = {k: stack.enter_context(atomic_path(p, what=what.get(k, ""), fix=fix)) for k, p in paths.items()}
+        # each step names its own file when the machine refuses the write (disk full, read-only...)
+        with faults_named(paths["daily"], what=what["daily"], fix=fix):
+            result.daily.to_csv(tmps["daily"], index=False)
         w = result.windows.copy()
         w["time"] = _iso_times(w["time"])
-        if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
-            w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
-        else:
-            w.to_parquet(tmps["windows"], index=False)
-        tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
+        with faults_named(paths["windows"], what=what["windows"], fix=fix):
+            if paths["windows"].suffix == ".csv" or paths["windows"].name.endswith(".csv.gz"):
+                w.to_csv(tmps["windows"], index=False, compression="gzip" if paths["windows"].name.endswith(".gz") else None)
+            else:
+                w.to_parquet(tmps["windows"], index=False)
+        with faults_named(paths["info"], what=what["info"], fix=fix):
+            tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
         if plot is not None:
             from .plot import plot_days
 
-            plot_days(result.windows, result.labels, tmps["plot"])
+            with faults_named(paths["plot"], what=what["plot"], fix=fix):
+                plot_days(result.windows, result.labels, tmps["plot"])
     return paths

@@ -78,10 +78,13 @@ def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
 
     ``algorithm``: ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``).
 
-    Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
-    the model directory when that is writable (and not a Hugging Face snapshot), else into
-    harnet's cache under the weights' sha256. Exporting needs no torch.
+    Stale: its embedded ``weights_sha256`` differs from config.json's. Looked for in the model
+    directory, then under ``onnx/<weights sha256>/`` in each cache root (:mod:`harnet.cachedirs`).
+    The export is written into the model directory when that is writable (and not a Hugging Face
+    snapshot), else into the first writable cache root, under a lock (jobs starting together
+    export once) and by atomic rename. Exporting needs no torch.
     """
+    from .. import cachedirs
     from ..modeldir import read_config
 
     d = Path(model_dir)
@@ -92,23 +95,39 @@ def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
     name = FP32_FILES[algorithm]
     candidates = [d / name]
     if sha:
-        from ..hub import cache_dir
-
-        candidates.append(cache_dir() / "onnx" / sha / name)
+        candidates += [r / "onnx" / sha / name for r in cachedirs.roots()]
     for c in candidates:
-        if c.is_file():
-            meta = _onnx_meta(c)
-            if "harnet_config" not in meta:
-                raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
-            if not sha or meta.get("weights_sha256") == sha:
-                return c
-            if c.parent == d and not _writable_model_dir(d):
-                raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
+        found = _usable_graph(c, sha, d)
+        if found is not None:
+            return found
     from ..export import export_onnx
 
-    target = candidates[0] if _writable_model_dir(d) or not sha else candidates[1]
-    # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
-    return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
+    what = f"the ONNX graph {name} of {d}"
+    if _writable_model_dir(d) or not sha:
+        target = d / name
+    else:  # a read-only folder (a shared cache) or a Hugging Face snapshot
+        model = cfg.get("provenance", {}).get("registry_name") or str(d)
+        target = cachedirs.writable_root(what, model) / "onnx" / sha / name
+    with cachedirs.building(target, what):  # jobs starting together export once
+        found = _usable_graph(target, sha, d)
+        if found is not None:
+            return found
+        # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
+        return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
+
+
+def _usable_graph(c: Path, sha: str, d: Path) -> Path | None:
+    """``c`` when it is an exported graph of the weights with sha256 ``sha``; None when absent or stale."""
+    if not c.is_file():
+        return None
+    meta = _onnx_meta(c)
+    if "harnet_config" not in meta:
+        raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
+    if not sha or meta.get("weights_sha256") == sha:
+        return c
+    if c.parent == d and not _writable_model_dir(d):
+        raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
+    return None
 
 
 def find_int8(model_dir: str | Path) -> Path | None:

@@ -46,6 +46,11 @@ CASES = {
     "read-only-cache-lacking-derived": ("processed, built per user", "test_read_only_cache_lacking_derived_files"),
     "nothing-writable": ("refused (exit 1)", "test_read_only_cache_lacking_derived_files"),
     "many-jobs-fresh-cache": ("converted and exported once", "test_jobs_starting_together_convert_and_export_once"),
+    # errors found before the work (issue 12, part 6)
+    "usage-out-is-a-folder": ("refused (exit 2)", "test_errors_found_before_the_work"),
+    "usage-start-after-end": ("refused (exit 2)", "test_errors_found_before_the_work"),
+    "no-windows-in-span": ("refused (exit 1)", "test_errors_found_before_the_work"),
+    "errors-name-cli-options": ("refused (exit 1)", "test_errors_name_cli_options"),
 }
 
 
@@ -482,3 +487,19 @@ def test_documented_machine_faults_table():
         assert rows[case][2].lower().startswith(outcome.lower()), (case, rows[case][2])
         assert callable(globals().get(test)), test
         assert f"`{test}`" in rows[case][-1], (case, rows[case][-1])
+
+
+def test_atomic_files_follow_the_umask_even_when_the_writer_replaces_them(tmp_path):
+    """safetensors writes a new 0600 file over the temporary one; the final file still gets 0666 & ~umask."""
+    from harnet._fileio import atomic_path
+
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "w.bin") as tmp:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"x")
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "w.bin").st_mode & 0o777) == oct(0o640)

@@ -134,7 +134,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     if start is not None and end is not None:
         import pandas as pd
 
-        if pd.Timestamp(start) >= pd.Timestamp(end):
+        a, b = pd.Timestamp(start), pd.Timestamp(end)
+        if (a.tzinfo is None) == (b.tzinfo is None) and a >= b:  # mixed offsets: left to the library
             raise click.BadParameter(f"--start {start} is not before --end {end}; swap them or fix one", param_hint="--start")
     if lowpass in ("model",):
         lp = "model"

@@ -526,10 +526,12 @@ def export_onnx(
 
         path = mdir / ONNX_FILES[algorithm]
         if not _writable_model_dir(mdir) and cfg.get("weights_sha256"):
-            # a read-only folder or a Hugging Face snapshot: harnet's cache, keyed by the weights
-            from .hub import cache_dir
+            # a read-only folder or a Hugging Face snapshot: the first writable cache root, keyed by the weights
+            from . import cachedirs
 
-            path = cache_dir() / "onnx" / str(cfg["weights_sha256"]) / ONNX_FILES[algorithm]
+            name = cfg.get("provenance", {}).get("registry_name") or str(mdir)
+            root = cachedirs.writable_root(f"the ONNX graph of {mdir}", name)
+            path = root / "onnx" / str(cfg["weights_sha256"]) / ONNX_FILES[algorithm]
     path = Path(path)
     labels = list(cfg.get("labels", []))
     num_classes = int(cfg.get("num_classes", len(labels)))

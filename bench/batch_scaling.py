@@ -79,7 +79,7 @@ def main() -> None:
                        provenance={"source": "bench (random weights)"})
     window_sec = int(read_config(model)["window_sec"])
     if args.backend.startswith("onnx"):
-        from harnet.backends.onnx_backend import ensure_onnx
+        from harnet.onnx.export import ensure_onnx
 
         ensure_onnx(model)  # export before timing
     t0 = time.perf_counter()

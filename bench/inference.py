@@ -62,7 +62,7 @@ def _read_device(path: Path) -> Any:
 
 
 def _windows(rec: Any, window_sec: int) -> np.ndarray:
-    from harnet.windows import iter_chunks
+    from harnet.signal.windows import iter_chunks
 
     parts = [ch.X[ch.valid] for ch in iter_chunks(rec, window_sec=window_sec, lowpass_hz=20.0)]
     return np.concatenate(parts) if parts else np.empty((0, 3, window_sec * 30), np.float32)
@@ -210,12 +210,14 @@ def jit_path(model_dir: Path, batch: int = 64) -> Path_:
 
 
 def backend_path(label: str, model_dir: Path, backend: str, threads: int | None, batch: int | None, **kw: Any) -> Path_:
-    from harnet.backends import get_backend
+    from harnet.predictor import get_backend
 
     if kw:
         from harnet.backends.onnx_backend import OnnxBackend
+        from harnet.onnx.export import ensure_onnx
 
-        b: Any = OnnxBackend(model_dir, threads=threads, batch_size=batch, **kw)
+        graph = ensure_onnx(model_dir, kw.pop("algorithm", "direct"))
+        b: Any = OnnxBackend(graph, model_dir=model_dir, threads=threads, batch_size=batch, **kw)
     else:
         b = get_backend(model_dir, backend=backend, threads=threads, batch_size=batch)
     th = str(getattr(b, "threads", None) or "default")
@@ -268,7 +270,8 @@ def time_paths(paths: list[Path_], X: np.ndarray, rounds: int, budget_s: float) 
 
 
 def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak: float, threads: int, tmp: Path) -> list[Path_]:
-    from harnet.export import agreement, export_onnx, passes, quantize_int8
+    from harnet.onnx.export import export_onnx
+    from harnet.onnx.int8 import agreement, passes, quantize_int8
     from harnet.modeldir import read_config
 
     w = WINDOW[arch]
@@ -298,7 +301,7 @@ def bench_arch(arch: str, model_dir: Path | None, args: argparse.Namespace, peak
     print(f"\n## {arch}: {len(X)} windows of {w} s; model: {model_desc}\n   inputs: {data_desc}", flush=True)
 
     fp32 = export_onnx(model_dir)  # model.onnx inside the (private) model dir
-    from harnet.backends import resolve_backend
+    from harnet.predictor import resolve_backend
 
     auto = resolve_backend(model_dir)
     paths = [baseline_path(model_dir)]

@@ -74,7 +74,7 @@ def main() -> int:
     import onnxruntime as ort
     import torch
 
-    from harnet.export import export_onnx
+    from harnet.onnx.export import export_onnx
     from harnet.modeldir import load_model_dir, read_config
     from inference import matmul_peak, proxy_model_dir
 

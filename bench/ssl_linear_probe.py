@@ -81,7 +81,8 @@ def main() -> None:
     import torch
 
     from harnet.train.evaluate import subject_folds
-    from harnet.train.prepare import WindowSet, prepare_hapt
+    from harnet.train.datasets import prepare_hapt
+    from harnet.train.prepare import WindowSet
 
     torch.set_num_threads(a.threads)
     ws = WindowSet.load(a.data) if a.data else prepare_hapt(HAPT)

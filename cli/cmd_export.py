@@ -37,7 +37,8 @@ def export(model: str, onnx_path: Path | None, opset: int, algorithm: str, int8:
     sample rate, preprocessing, provenance) is embedded as metadata.
     """
     from harnet.errors import HarnetError
-    from harnet.export import export_int8, export_onnx, read_metadata
+    from harnet.onnx.export import export_onnx, read_metadata
+    from harnet.predictor import export_int8_from_files
 
     if int8 and not calibrate:
         raise click.UsageError("--int8 needs at least one --calibrate device file (real recordings)")
@@ -53,7 +54,7 @@ def export(model: str, onnx_path: Path | None, opset: int, algorithm: str, int8:
                f"{', '.join(meta.get('labels', []))}" + (f"; max logit difference {diffs}" if diffs else ""))
     if int8:
         try:
-            rep = export_int8(model, list(calibrate), validate=list(validate) or None, fp32_path=out,
+            rep = export_int8_from_files(model, list(calibrate), validate=list(validate) or None, fp32_path=out,
                               calibrate_method=calibrate_method)
         except HarnetError as e:
             raise HarnetError(f"{e} (the fp32 export {out} was written)") from None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any, Sequence
 
 import click
 
-DEFAULT_MODEL = "harnet30-c24-walmsley"
+from harnet.arch import DEFAULT_MODEL
 
 
 def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -107,8 +109,8 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     Exit codes: 0 done, 1 an input or model problem (one line, --debug for the traceback),
     2 a usage error.
     """
-    from harnet.errors import InputError
-    from harnet.pipeline import PredictOptions, output_paths, predict_file, write_outputs
+    from harnet.outputs import output_paths, write_outputs
+    from harnet.pipeline import PredictOptions, predict_file
 
     if demo:
         if inputs:
@@ -168,7 +170,7 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         lowpass_hz=lp, reader=reader,
     )
     if len(inputs) == 1 and out:
-        from harnet.pipeline import check_output_paths
+        from harnet.outputs import check_output_paths
 
         path = inputs[0]
         paths = output_paths(out=out)
@@ -180,14 +182,14 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         if not quiet:
             _report(res, paths, verbose)
         return
-    from harnet.batch import JobOptions, run_batch  # many inputs: see harnet.batch
+    from harnet.batch import JobOptions  # many inputs: see harnet.batch
 
     if plot or windows_out:
         raise click.UsageError("--plot and --windows-out apply to one input with --out, not to --outdir batches")
     job = JobOptions(jobs=batch.pop("jobs"), cores=batch.pop("job_cores"), memory=batch.pop("job_memory"),
                      walltime=batch.pop("job_walltime"), queue=batch.pop("job_queue"), account=batch.pop("job_account"),
                      extra=batch.pop("job_extra"), prologue=batch.pop("job_prologue"))
-    code = run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
+    code = _run_batch(inputs, outdir=outdir, options=opts, ctx_obj=ctx.obj, quiet=quiet, job=job, **batch)
     if code:
         ctx.exit(code)
 
@@ -204,3 +206,57 @@ def _report(res, paths, verbose: bool) -> None:
             click.echo(f"  {k:<10} {v:8.2f} s", err=True)
     for k, p in paths.items():
         click.echo(f"  {k:<8} {p}", err=True)
+
+
+def _run_batch(
+    inputs: Sequence[str],
+    *,
+    outdir: str | os.PathLike | None,
+    options: Any,
+    ctx_obj: dict | None = None,
+    quiet: bool = False,
+    workers: int | None = None,
+    pattern: str | None = None,
+    force: bool = False,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    job: Any = None,
+) -> int:
+    """``harnet predict`` with several inputs or ``--outdir``: run the batch and report.
+
+    The printing half of :func:`harnet.batch.process_batch` (which does the work).
+
+    Returns 0 when every input was processed or already done; raises :class:`BatchFailed`
+    (exit code 1) after a batch in which any input failed.
+    """
+    from harnet.batch import BatchFailed, dask_client, process_batch
+    from harnet.errors import InputError
+    from harnet.outputs import FAILURES_FILE
+
+    if outdir is None:
+        raise InputError("several inputs need --outdir DIR")
+    debug = bool((ctx_obj or {}).get("debug"))
+    if (scheduler or cluster) and workers is not None:
+        raise InputError("--workers is for the local mode; with a Dask cluster size it there (--jobs, --job-cores)")
+    if (scheduler or cluster):
+        with dask_client(scheduler, cluster, job, quiet) as client:
+            rep = process_batch(inputs, outdir, options, pattern=pattern, force=force, client=client, progress=not quiet)
+    else:
+        rep = process_batch(inputs, outdir, options, workers=workers, pattern=pattern, force=force, progress=not quiet)
+    if not quiet or rep.failures:
+        how = f"{rep.workers} worker(s) x {rep.threads} thread(s)" if rep.mode == "local" else "Dask"
+        msg = (
+            f"harnet: {rep.total} input(s): {len(rep.processed)} processed, {len(rep.skipped)} already done, "
+            f"{len(rep.failures)} failed ({rep.seconds:.1f} s, {how}); outputs in {rep.outdir}"
+        )
+        print(msg, file=sys.stderr)
+    for f in rep.failures:
+        print(f"  failed: {f.reason if f.input in f.reason else f'{f.input}: {f.reason}'}", file=sys.stderr)
+        if debug and f.traceback:
+            print(f.traceback, file=sys.stderr)
+    if rep.failures:
+        raise BatchFailed(
+            f"{len(rep.failures)} of {rep.total} input(s) failed; the others are done. Reasons: "
+            f"{rep.outdir / FAILURES_FILE}; fix or remove those inputs and run the same command again"
+        )
+    return rep.exit_code

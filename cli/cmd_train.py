@@ -78,6 +78,7 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
     dropped when a sample is missing, when it is mostly unlabelled, or when the majority is
     below --min-agreement.
     """
+    from harnet.train import datasets as D
     from harnet.train import prepare as P
 
     opts = P.WindowOptions(window_sec=int(window_sec), step_sec=step_sec, min_agreement=min_agreement,
@@ -88,16 +89,16 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
     if layout == "capture24":
         if not dictionary:
             raise click.UsageError("the Capture-24 layout needs --dictionary annotation-label-dictionary.csv")
-        ws = P.prepare_capture24(p, dictionary, label_column, opts, progress=lambda n: click.echo(f"reading {n}", err=True))
+        ws = D.prepare_capture24(p, dictionary, label_column, opts, progress=lambda n: click.echo(f"reading {n}", err=True))
     elif layout == "hapt":
-        ws = P.prepare_hapt(p, opts)
+        ws = D.prepare_hapt(p, opts)
     else:
         cols = [c.strip() for c in xyz_cols.split(",")]
         if len(cols) != 3:
             raise click.BadParameter("give three comma-separated columns", param_hint="--xyz-cols")
         if not time_col and not sample_rate:
             raise click.UsageError("without --time-col, give --sample-rate")
-        ws = P.prepare_table(p, opts, label_col=label_col, pid_col=pid_col or None, time_col=time_col or None,
+        ws = D.prepare_table(p, opts, label_col=label_col, pid_col=pid_col or None, time_col=time_col or None,
                              xyz_cols=cols, recording_col=recording_col, sample_rate=sample_rate,
                              time_unit=time_unit, units=units)
     ws.save(out)

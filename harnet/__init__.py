@@ -28,8 +28,8 @@ _LAZY = {
     "save_model_dir": "harnet.modeldir:save_model_dir",
     "read_device": "harnet.io:read_device",
     "predict_file": "harnet.pipeline:predict_file",
-    "summarize": "harnet.summary:summarize",
-    "export_onnx": "harnet.export:export_onnx",
+    "summarize": "harnet.measures.activity:summarize",
+    "export_onnx": "harnet.onnx.export:export_onnx",
     "predict_many": "harnet.batch:predict_many",
 }
 

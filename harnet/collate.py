@@ -6,7 +6,7 @@ recording (and ``DIR/failures.csv``). :func:`collate` reads them into a :class:`
 ``days``
     One row per participant and local calendar day: ``Participant`` (the recording's folder
     name: its file name without the device suffix when unique), ``File`` (the input's file
-    name), then the daily columns of :func:`harnet.summary.daily_columns` (``Date``,
+    name), then the daily columns of :func:`harnet.measures.activity.daily_columns` (``Date``,
     ``DayLength(hours)`` ... ``<label>Adjusted(hours)``).
 ``participants``
     One row per recording: identity and status (:data:`PARTICIPANT_ID_COLUMNS`; ``Status`` is
@@ -108,7 +108,7 @@ def participant_columns(labels: Sequence[str]) -> list[str]:
 
 def day_columns(labels: Sequence[str]) -> list[str]:
     """All columns of :attr:`Cohort.days` for a model with these labels, in order."""
-    from .summary import daily_columns
+    from .measures.activity import daily_columns
 
     return [*DAY_ID_COLUMNS, *daily_columns(labels)]
 
@@ -149,7 +149,7 @@ def collate(outdir: str | os.PathLike, *, allow_mixed_models: bool = False) -> C
     """Read a batch output folder into a :class:`Cohort` (see the module docstring)."""
     import pandas as pd
 
-    from .batch import FAILURES_FILE, NEUTRAL_OPTIONS
+    from .outputs import FAILURES_FILE, NEUTRAL_OPTIONS
 
     d = Path(outdir)
     if not d.is_dir():

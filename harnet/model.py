@@ -7,25 +7,15 @@ state dicts load with ``strict=True`` (see ``docs`` and the tests that lock the 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from .arch import ARCHITECTURES, SAMPLE_RATE, STAGES, WINDOW_SEC
 from .errors import InputShapeError, ModelError
 
-#: The sample rate every harnet network expects (Hz).
-SAMPLE_RATE = 30
-
-#: Per stage: (channels, residual blocks, downsample factor, downsample order).
-_STAGES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
-    "harnet5": ((64, 2, 2, 2), (128, 2, 2, 2), (256, 2, 3, 1), (256, 2, 3, 1), (512, 0, 3, 1)),
-    "harnet10": ((64, 2, 2, 2), (128, 2, 2, 2), (256, 2, 5, 1), (512, 2, 5, 1), (1024, 0, 3, 1)),
-    "harnet30": ((64, 2, 3, 1), (128, 2, 3, 1), (256, 2, 5, 1), (512, 2, 5, 1), (1024, 0, 4, 0)),
-}
-_WINDOW_SEC = {"harnet5": 5, "harnet10": 10, "harnet30": 30}
-ARCHITECTURES = tuple(_STAGES)
 
 
 @dataclass(frozen=True)
@@ -39,11 +29,11 @@ class HarnetConfig:
     labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.arch not in _STAGES:
+        if self.arch not in STAGES:
             raise ModelError(f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHITECTURES)}")
-        if self.window_sec != _WINDOW_SEC[self.arch]:
+        if self.window_sec != WINDOW_SEC[self.arch]:
             raise ModelError(
-                f"{self.arch} takes {_WINDOW_SEC[self.arch]}-s windows, but the config says "
+                f"{self.arch} takes {WINDOW_SEC[self.arch]}-s windows, but the config says "
                 f"window_sec={self.window_sec}; fix config.json"
             )
         if self.sample_rate != SAMPLE_RATE:
@@ -61,11 +51,11 @@ class HarnetConfig:
 
     @classmethod
     def for_arch(cls, arch: str, num_classes: int = 2, labels: Sequence[str] = ()) -> "HarnetConfig":
-        if arch not in _STAGES:
+        if arch not in STAGES:
             raise ModelError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHITECTURES)}")
         if labels and num_classes is None:
             num_classes = len(labels)
-        return cls(arch=arch, window_sec=_WINDOW_SEC[arch], num_classes=num_classes, labels=tuple(labels))
+        return cls(arch=arch, window_sec=WINDOW_SEC[arch], num_classes=num_classes, labels=tuple(labels))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -74,7 +64,7 @@ class HarnetConfig:
 
 
 def arch_for_window(window_sec: int) -> str:
-    for arch, w in _WINDOW_SEC.items():
+    for arch, w in WINDOW_SEC.items():
         if w == window_sec:
             return arch
     raise ModelError(f"no harnet architecture takes {window_sec}-s windows (5, 10 or 30)")
@@ -142,7 +132,7 @@ class FeatureExtractor(nn.Sequential):
     def __init__(self, arch: str) -> None:
         stages = []
         cin = 3
-        for cout, n, f, o in _STAGES[arch]:
+        for cout, n, f, o in STAGES[arch]:
             stages.append(_stage(cin, cout, n, f, o))
             cin = cout
         super().__init__()

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ._fileio import atomic_path, atomic_write_text
+from .arch import WINDOW_SEC
 from .errors import ModelError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 HMM_FILE = "hmm.json"
-ONNX_FILE = "model.onnx"
 
 #: What the published classifiers were trained with (the field's default pipeline).
 DEFAULT_PREPROCESSING: dict[str, Any] = {
@@ -35,8 +36,6 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 }
 
 
-# window of each architecture (as harnet.model, which imports torch)
-_WINDOW_SEC = {"harnet5": 5, "harnet10": 10, "harnet30": 30}
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -59,13 +58,72 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
         if key not in cfg:
             raise ModelError(f"{p} lacks the field {key!r}; restore it from the model's source")
     # checked here, without torch, so that no backend runs windows of the wrong length
-    want = _WINDOW_SEC.get(cfg["arch"])
+    want = WINDOW_SEC.get(cfg["arch"])
     if want is not None and cfg["window_sec"] != want:
         raise ModelError(
             f"{p} says arch={cfg['arch']} with window_sec={cfg['window_sec']}, but {cfg['arch']} takes "
             f"{want}-s windows; restore config.json from the model's source"
         )
     return cfg
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The preprocessing a model expects (config.json ``preprocessing``), read in one place.
+
+    A key missing from config.json takes the value every harnet path has always used for it:
+    calibrate and detect non-wear, no low-pass, linear interpolation, no anti-alias cap.
+    """
+
+    calibrate_gravity: bool = True
+    detect_nonwear: bool = True
+    lowpass_hz: float | None = None
+    resample: str = "linear"
+    antialias: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "Preprocessing":
+        d = dict(d or {})
+        return cls(
+            calibrate_gravity=bool(d.get("calibrate_gravity", True)),
+            detect_nonwear=bool(d.get("detect_nonwear", True)),
+            lowpass_hz=d.get("lowpass_hz"),
+            resample=str(d.get("resample", "linear")),
+            antialias=bool(d.get("antialias", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model directory's config.json, read once: typed fields plus the whole dict (``raw``)."""
+
+    path: Path
+    raw: Mapping[str, Any]
+    kind: str
+    arch: str
+    window_sec: int
+    labels: tuple[str, ...]
+    weights_sha256: str
+    preprocessing: Preprocessing
+
+    @property
+    def is_backbone(self) -> bool:
+        return self.kind == "backbone"
+
+
+def model_config(model_dir: str | Path) -> ModelConfig:
+    """:func:`read_config` as a :class:`ModelConfig` (the same checks, one read of the file)."""
+    cfg = read_config(model_dir)
+    return ModelConfig(
+        path=Path(model_dir),
+        raw=cfg,
+        kind=str(cfg.get("kind", "classifier")),
+        arch=str(cfg["arch"]),
+        window_sec=int(cfg["window_sec"]),
+        labels=tuple(cfg["labels"]),
+        weights_sha256=str(cfg.get("weights_sha256", "")),
+        preprocessing=Preprocessing.from_dict(cfg.get("preprocessing")),
+    )
 
 
 def save_model_dir(
@@ -176,7 +234,7 @@ def load_model_dir(
         raise ModelError(f"cannot read {wpath}: {e}") from None
     if backbone:
         sd = {**{k: v for k, v in model.state_dict().items() if k.startswith("classifier.")}, **sd}
-    _load_strict(model, sd, source=str(wpath))
+    load_strict(model, sd, source=str(wpath))
     hpath = d / HMM_FILE
     if hpath.is_file():
         model.hmm = HMM.load(hpath)
@@ -192,7 +250,7 @@ def load_model_dir(
     return model.eval()
 
 
-def _load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
+def load_strict(model: Any, sd: Mapping[str, Any], source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ModelError
 
-#: fp32 ONNX graphs (``algorithm`` of :func:`harnet.backends.onnx_backend.ensure_onnx`) each backend reads.
+#: fp32 ONNX graphs (``algorithm`` of :func:`harnet.onnx.export.ensure_onnx`) each backend reads.
 GRAPHS = {"onnx": ("direct",), "onnx-winograd": ("winograd",), "onnx-int8": (), "torch": ()}
 
 
@@ -25,9 +25,9 @@ def fill(name_or_spec: str, *, progress: bool | None = None, backend: str = "aut
     ``backend``: the backend whose files to prepare (default ``auto`` as resolved on a CPU).
     """
     from . import hub
-    from .backends import resolve_backend
-    from .backends.onnx_backend import ensure_onnx
     from .loading import resolve_model_dir
+    from .onnx.export import ensure_onnx
+    from .predictor import resolve_backend
     from .modeldir import WEIGHTS, read_config, sha256_file
 
     done: list[tuple[str, Path]] = []

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harnet._fileio import atomic_path
 from harnet.errors import InputError
-from harnet.summary import _check_labels, _local_midnight_utc, _prepare
+from harnet.measures.windows import check_labels, local_midnight_utc, prepare_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -90,10 +90,10 @@ def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | Non
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    labs = _check_labels(labels)
+    labs = check_labels(labels)
     if window_sec is None:
         window_sec = _infer_window_sec(windows)
-    w = _prepare(windows, labs, window_sec)
+    w = prepare_windows(windows, labs, window_sec)
     C = len(labs)
     colours = label_colours(labs)
     state = np.where(w.wear, w.code, np.where(w.nonwear, C, -1))
@@ -101,7 +101,7 @@ def _draw_days(windows: pd.DataFrame, labels: Sequence[str], *, title: str | Non
 
     first, last = int(w.wall_day.min()), int(w.wall_day.max())
     n_days = last - first + 1
-    starts = np.array([_local_midnight_utc(d, w.tz) for d in range(first, last + 2)], dtype=np.int64)
+    starts = np.array([local_midnight_utc(d, w.tz) for d in range(first, last + 2)], dtype=np.int64)
     lengths_h = np.diff(starts) / _HOUR_NS
     finite = w.acc[np.isfinite(w.acc)]
     ymax = max(50.0, float(np.percentile(finite, 99.5)) * 1.1) if finite.size else 100.0
@@ -163,7 +163,7 @@ def plot_days(
     days) with each class as a coloured band, non-wear grey, gaps blank and the window ENMO (mg)
     as a line on top; write it to ``out_path`` (format from the suffix: .png, .pdf, .svg ...).
 
-    ``windows`` is the per-window table described in :mod:`harnet.summary`; ``window_sec`` is
+    ``windows`` is the per-window table described in :mod:`harnet.measures.activity`; ``window_sec`` is
     inferred from the most common step between window starts when not given. Returns the path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .arch import DEFAULT_MODEL
 from .errors import ModelError
 
 #: Hex digest length per checksum algorithm. ``gitsha1`` is git's blob id:
@@ -251,7 +252,7 @@ if len(_BY_NAME) != len(_ENTRIES):  # pragma: no cover - guards edits to the tab
     raise RuntimeError("duplicate names in harnet.registry")
 
 #: The activity classifier used when none is named.
-DEFAULT_CLASSIFIER = "harnet30-c24-walmsley"
+DEFAULT_CLASSIFIER = DEFAULT_MODEL
 #: The self-supervised backbones, by architecture.
 BACKBONES: tuple[str, ...] = ("harnet5", "harnet10", "harnet30")
 

@@ -41,6 +41,21 @@ def make_model_dir(path: Path, arch: str = "harnet10", *, seed: int = 0, negativ
                           description=f"test {arch}")
 
 
+def make_model30_with_hmm(path: Path, labels: tuple[str, ...] = ("rest", "active", "walk")) -> Path:
+    """The harnet30 classifier of the ``model30_dir`` fixture and the goldens: seed 0, with an HMM
+    that keeps a label with probability 0.9 and emits it with 0.8."""
+    from harnet.hmm import HMM
+
+    d = make_model_dir(path, "harnet30", labels=labels)
+    HMM(
+        prior=np.full(3, 1 / 3),
+        emission=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]),
+        transition=np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]),
+        labels=labels,
+    ).save(d / "hmm.json")
+    return d
+
+
 def windows(n: int, T: int, seed: int = 0) -> np.ndarray:
     """Gravity-like windows in g: a random unit vector per window plus movement."""
     rng = np.random.default_rng(seed)

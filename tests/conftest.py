@@ -53,17 +53,6 @@ def _offline(monkeypatch, request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def model30_dir(tmp_path_factory):
     """A harnet30 classifier directory made at test time (random weights, non-trivial BN, HMM)."""
-    import numpy as np
+    from _tinymodels import make_model30_with_hmm
 
-    from _tinymodels import make_model_dir
-    from harnet.hmm import HMM
-
-    labels = ("rest", "active", "walk")
-    d = make_model_dir(tmp_path_factory.mktemp("models") / "m30", "harnet30", labels=labels)
-    HMM(
-        prior=np.full(3, 1 / 3),
-        emission=np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]),
-        transition=np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]),
-        labels=labels,
-    ).save(d / "hmm.json")
-    return d
+    return make_model30_with_hmm(tmp_path_factory.mktemp("models") / "m30")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from _tinymodels import LABELS, make_model_dir, windows
 
-from harnet.backends import BACKENDS, Backend, get_backend, resolve_backend
+from harnet.backends import BACKENDS, Backend
+from harnet.predictor import get_backend, resolve_backend
 from harnet.errors import HarnetError, InputShapeError, ModelError
 
 
@@ -74,7 +75,7 @@ def test_torch_threads_restored(h10, x10):
 
 
 def test_onnx_file_as_model_and_auto(h10, tmp_path):
-    from harnet.export import export_onnx
+    from harnet.onnx.export import export_onnx
 
     f = export_onnx(h10, tmp_path / "alone.onnx")
     b = get_backend(f)  # a bare .onnx file describes itself (labels, window) through its metadata
@@ -92,7 +93,7 @@ def test_onnx_file_as_model_and_auto(h10, tmp_path):
 
 
 def test_auto_picks_int8_only_when_validated(tmp_path):
-    from harnet.export import quantize_int8
+    from harnet.onnx.int8 import quantize_int8
 
     d = make_model_dir(tmp_path / "m", "harnet5", seed=13)
     assert resolve_backend(d) == "onnx-winograd"
@@ -153,7 +154,7 @@ def test_onnx_backend_imports_no_torch(h10, x10, tmp_path):
     r = _run_isolated(f"""
         import sys
         import numpy as np
-        from harnet.backends import get_backend
+        from harnet.predictor import get_backend
         b = get_backend({str(h10)!r})
         p = b.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))
         assert b.name == "onnx-winograd", b.name
@@ -171,7 +172,7 @@ def test_onnx_export_works_without_torch(tmp_path):
         import sys
         sys.modules["torch"] = None  # any import of torch now fails
         import numpy as np
-        from harnet.backends import get_backend
+        from harnet.predictor import get_backend
         x = np.zeros((2, 3, 150), np.float32)
         x[:, 2] = 1.0
         for name in ("onnx", "auto"):
@@ -231,12 +232,14 @@ def test_onnx_parallel_requests_matches_one_session(h10, x10):
     import threading
 
     from harnet.backends.onnx_backend import OnnxBackend, softmax
+    from harnet.onnx.export import ensure_onnx
 
     before = threading.active_count()
-    req = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=10)
+    graph = ensure_onnx(h10, "winograd")
+    req = OnnxBackend(graph, model_dir=h10, threads=2, batch_size=10)
     assert req.parallel == "requests" and threading.active_count() == before  # no threads until used
-    intra = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=10, parallel="intra")
-    one = OnnxBackend(h10, algorithm="winograd", threads=1)
+    intra = OnnxBackend(graph, model_dir=h10, threads=2, batch_size=10, parallel="intra")
+    one = OnnxBackend(graph, model_dir=h10, threads=1)
     assert (intra.parallel, one.parallel) == ("intra", "intra")
     x = np.concatenate([x10, x10[::-1][:3]])  # 67 windows: parts of 5, the last one short
     ref = np.concatenate([one.predict_logits(x[i : i + 1]) for i in range(len(x))])  # one window at a time
@@ -252,7 +255,7 @@ def test_onnx_parallel_requests_matches_one_session(h10, x10):
     req.close()
     assert threading.active_count() == before
     with pytest.raises(ValueError, match="parallel"):
-        OnnxBackend(h10, parallel="processes")
+        OnnxBackend(graph, parallel="processes")
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
@@ -262,8 +265,9 @@ def test_onnx_parallel_backend_works_in_a_forked_child(h10, x10):
     import os
 
     from harnet.backends.onnx_backend import OnnxBackend
+    from harnet.onnx.export import ensure_onnx
 
-    b = OnnxBackend(h10, algorithm="winograd", threads=2, batch_size=8)
+    b = OnnxBackend(ensure_onnx(h10, "winograd"), model_dir=h10, threads=2, batch_size=8)
     ref = b.predict_logits(x10[:16])  # the parent's pool now exists
     r, w = os.pipe()
     pid = os.fork()

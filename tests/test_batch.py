@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A harnet30 classifier with its ONNX export (random weights, generated at test time)."""
     from _tinymodels import make_model_dir
 
-    from harnet.backends.onnx_backend import ensure_onnx
+    from harnet.onnx.export import ensure_onnx
 
     d = make_model_dir(tmp_path_factory.mktemp("batchmodel") / "m30", "harnet30", seed=3)
     ensure_onnx(d)
@@ -318,7 +318,7 @@ def test_worker_death_costs_only_its_recording(tmp_path, tiny_model, monkeypatch
     # named CRASH kills its worker process with SIGKILL
     (hook / "sitecustomize.py").write_text(
         "import os, signal\n"
-        "import harnet.batch as b\n"
+        "import harnet.batch.worker as b\n"
         "_real = b.process_recording\n"
         "def _crashy(task):\n"
         "    if task.name == 'CRASH':\n"

@@ -82,7 +82,9 @@ def test_jobqueue_job_scripts(kind):
 def test_unreachable_scheduler_is_one_line_error(tmp_path, tiny_model, capsys, monkeypatch):  # noqa: F811
     import socket
 
-    monkeypatch.setattr(batch, "SCHEDULER_TIMEOUT", "2s")
+    from harnet.batch import dask as batch_dask
+
+    monkeypatch.setattr(batch_dask, "SCHEDULER_TIMEOUT", "2s")
 
     from harnet_cli.main import main
 

@@ -10,14 +10,9 @@ import pytest
 from _tinymodels import LABELS, T_OF, make_model_dir, windows
 
 from harnet.errors import HarnetError, InputError, ModelError
-from harnet.export import (
-    OPSET,
-    agreement,
-    export_onnx,
-    passes,
-    quantize_int8,
-    read_metadata,
-)
+from harnet.onnx.export import export_onnx, read_metadata
+from harnet.onnx.graph import OPSET
+from harnet.onnx.int8 import agreement, passes, quantize_int8
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +81,7 @@ def test_winograd_graph_matches_torch(arch, tmp_path):
     import onnxruntime as ort
     import torch
 
-    from harnet.export import _winograd_matrices
+    from harnet.onnx.graph import _winograd_matrices
     from harnet.modeldir import load_model_dir
 
     AT, G, BT = _winograd_matrices(4)  # exact F(4, 5): 4 outputs of a 5-tap correlation from 8 inputs
@@ -219,7 +214,7 @@ def test_int8_quantisation_and_its_guard(tmp_path):
     assert json.loads(meta["harnet_int8_check"])["label_agreement"] == rep["label_agreement"]
     assert meta["harnet_graph"] == "harnet-int8-qdq" and json.loads(meta["labels"]) == list(LABELS)
     # the guard: a check that cannot pass writes nothing
-    import harnet.export as ex
+    import harnet.onnx.int8 as ex
 
     target = tmp_path / "refused.int8.onnx"
     orig = ex.MIN_LABEL_AGREEMENT
@@ -246,7 +241,7 @@ def test_default_path_of_a_read_only_model_dir_is_the_cache(tmp_path, monkeypatc
     out = export_onnx(d)
     sha = json.loads((d / "config.json").read_text())["weights_sha256"]
     assert out.parts[-2] == sha and out.is_file() and not (d / "model.onnx").exists()
-    from harnet.backends import get_backend
+    from harnet.predictor import get_backend
 
     assert get_backend(d, backend="onnx").path == out  # the backend finds it there
 
@@ -256,7 +251,8 @@ def test_export_check_catches_a_wrong_graph(h10):
     weight of the reference changed by 1 %), while float32 rounding passes."""
     from safetensors.numpy import load_file
 
-    from harnet.export import _verify, build_graph
+    from harnet.onnx.export import _verify
+    from harnet.onnx.graph import build_graph
     from harnet.modeldir import read_config
 
     cfg = read_config(h10)

@@ -28,9 +28,11 @@ EXTRA = {**G.WEEK_CASES, **{rel.replace("/", "__"): extra for rel, extra in G.RE
 def setup(tmp_path_factory):
     work = tmp_path_factory.mktemp("golden")
     model = G.make_model(work)
-    if G.numerics_fingerprint(model) != STORED["fingerprint"]:
-        pytest.skip("this machine's float arithmetic differs from the one the goldens were made on; "
-                    "regenerate them here with tests/golden/make_golden.py to compare")
+    got = G.numerics_fingerprint(model)
+    if got != STORED["fingerprint"]:
+        pytest.skip(f"this machine's float arithmetic differs from the one the goldens were made on (numerics "
+                    f"fingerprint {got[:12]}, stored {STORED['fingerprint'][:12]}); regenerate them here with "
+                    "tests/golden/make_golden.py to compare")
     return work, model, G.make_week(work / "week.cwa")
 
 

@@ -146,7 +146,7 @@ def model5(tmp_path_factory) -> Path:
     """A harnet5 classifier directory with its direct ONNX graph (used with --backend onnx)."""
     from _tinymodels import make_model_dir
 
-    from harnet.backends.onnx_backend import ensure_onnx
+    from harnet.onnx.export import ensure_onnx
 
     d = make_model_dir(tmp_path_factory.mktemp("fault-model") / "m5", "harnet5", seed=1)
     ensure_onnx(d)
@@ -350,14 +350,14 @@ def test_batch_lists_a_recording_whose_folder_is_read_only(tmp_path, mounts, mod
 
 
 def test_batch_stops_when_the_output_disk_fills_and_resumes(tmp_path, mounts, model5, monkeypatch, capsys):
-    from harnet import batch
+    from harnet.batch import local
 
     recs = [recording(tmp_path / "in" / f"P{i}.cwa", seed=i) for i in range(3)]
     out = mounts.tmpfs(tmp_path / "out", "512k")
     filler = fill_up(out)
     calls = []
-    real = batch.process_recording
-    monkeypatch.setattr(batch, "process_recording", lambda t: calls.append(t.name) or real(t))
+    real = local.process_recording
+    monkeypatch.setattr(local, "process_recording", lambda t: calls.append(t.name) or real(t))
     args = ["predict", *map(str, recs), "--model", str(model5), "--backend", "onnx", "--outdir", str(out), "-q"]
     assert main(args) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -431,7 +431,7 @@ from harnet import registry
 from harnet.registry import WeightsEntry
 entry = WeightsEntry(**json.loads(sys.argv[1]))
 registry._BY_NAME[entry.name] = entry
-import harnet.convert, harnet.export
+import harnet.convert, harnet.onnx.export
 def counted(kind, f):
     def run(*a, **k):
         with open(os.environ["COUNT_FILE"], "a") as fh:
@@ -439,7 +439,7 @@ def counted(kind, f):
         return f(*a, **k)
     return run
 harnet.convert.convert = counted("convert", harnet.convert.convert)
-harnet.export.export_onnx = counted("export", harnet.export.export_onnx)
+harnet.onnx.export.export_onnx = counted("export", harnet.onnx.export.export_onnx)
 import torch  # noqa: F401 (loaded before the start signal, so that the jobs overlap)
 from harnet.offline import fill
 print("ready", flush=True)

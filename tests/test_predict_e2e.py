@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from harnet._fileio import TMP_MARK
-from harnet.summary import daily_columns
+from harnet.measures.activity import daily_columns
 from harnet.synth import write_scripted_cwa
 from harnet_cli.main import main
 

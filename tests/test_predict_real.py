@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SHARED_DATA, shared_path
 from harnet.io.actipy_reader import java_available
-from harnet.summary import daily_columns
+from harnet.measures.activity import daily_columns
 from harnet_cli.main import main
 
 LABELS = ["rest", "active", "walk"]

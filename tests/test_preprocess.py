@@ -1,4 +1,4 @@
-"""Gravity calibration and non-wear detection (harnet.preprocess) on generated recordings."""
+"""Gravity calibration and non-wear detection (harnet.signal) on generated recordings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from harnet.io.recording import Recording
-from harnet.preprocess import NonwearResult, calibrate_gravity, detect_nonwear, window_stats
-from harnet.windows import NS
+from harnet.signal.calibrate import calibrate_gravity
+from harnet.signal.nonwear import NonwearResult, detect_nonwear
+from harnet.signal.stats import window_stats
+from harnet.timegrid import NS
 
 FS = 25.0
 

@@ -480,7 +480,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     for name in ("tampered", "tampered-with-graph"):
         d = copy(name)
         if name == "tampered-with-graph":  # a graph exported from the good weights is already there
-            from harnet.backends import get_backend
+            from harnet.predictor import get_backend
 
             get_backend(d, backend="auto")
             assert any(d.glob("*.onnx"))

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harnet.io.recording import Recording
-from harnet.windows import NS, iter_chunks
+from harnet.signal.windows import iter_chunks
+from harnet.timegrid import NS
 
 BASE = np.datetime64("2024-03-30T00:00:00", "ns").astype(np.int64)
 

@@ -5,7 +5,7 @@ count and aliases are followed) for every way of running a pickle: ``pickle``/``
 ``dill``/``cloudpickle`` loads and unpicklers, ``joblib.load``, ``pandas.read_pickle``,
 ``numpy.load(..., allow_pickle=True)``, ``torch.load`` (and ``torch.hub.load_state_dict_from_url``)
 without a literal ``weights_only=True``, ``shelve``, ``marshal`` and ``yaml.load`` without a safe
-loader. Only harnet/convert.py may use an unpickler (its own allow-listed one); ``torch.load``
+loader. Only harnet/convert/safepickle.py may use an unpickler (its own allow-listed one); ``torch.load``
 needs ``weights_only=True`` everywhere, the converter included.
 
 The other safety rules are tested where they live: a downloaded file is used only after its
@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.joinpath("harnet").rglob("*.py"), *ROOT.joinpath("cli").rglob("*.py"), ROOT / "hubconf.py"])
-ALLOWED_UNPICKLER = {"harnet/convert.py"}
+ALLOWED_UNPICKLER = {"harnet/convert/safepickle.py"}
 
 PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle"}
 ALWAYS_BAD = {
@@ -95,7 +95,7 @@ def findings(source: str, rel: str) -> list[str]:
 
 
 def test_no_pickle_is_loaded_outside_the_converter():
-    assert len(SOURCES) > 20 and ROOT.joinpath("harnet/convert.py") in SOURCES
+    assert len(SOURCES) > 20 and ROOT.joinpath("harnet/convert/safepickle.py") in SOURCES
     bad = {}
     for path in SOURCES:
         rel = path.relative_to(ROOT).as_posix()
@@ -107,7 +107,7 @@ def test_no_pickle_is_loaded_outside_the_converter():
 
 def test_the_converter_is_the_one_place_with_an_unpickler():
     """The allow-list is not stale: the converter really holds the (only) unpickler."""
-    got = findings(ROOT.joinpath("harnet/convert.py").read_text(encoding="utf-8"), "elsewhere.py")
+    got = findings(ROOT.joinpath("harnet/convert/safepickle.py").read_text(encoding="utf-8"), "elsewhere.py")
     assert any("Unpickler" in g for g in got), got
 
 
@@ -146,8 +146,8 @@ def test_the_scanner_catches_what_it_should(snippet, flagged):
 
 
 def test_window_tables_agree():
-    """modeldir keeps a torch-free copy of the architecture windows: it must match the model's."""
-    from harnet import modeldir
-    from harnet.model import _WINDOW_SEC
+    """One table of architecture windows (harnet.arch, torch-free): model and modeldir use it."""
+    from harnet import arch, model, modeldir
 
-    assert modeldir._WINDOW_SEC == _WINDOW_SEC
+    assert modeldir.WINDOW_SEC is arch.WINDOW_SEC and model.WINDOW_SEC is arch.WINDOW_SEC
+    assert arch.WINDOW_SEC == {"harnet5": 5, "harnet10": 10, "harnet30": 30}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harnet.errors import InputError
-from harnet.summary import DAILY_COLUMNS_FIXED, HOURLY_COLUMNS_FIXED, daily_columns, summarize
+from harnet.measures.activity import DAILY_COLUMNS_FIXED, HOURLY_COLUMNS_FIXED, daily_columns, summarize
 
 LABELS = ["sleep", "sedentary", "light", "moderate-vigorous"]
 ACC = {"sleep": 5.0, "sedentary": 20.0, "light": 60.0, "moderate-vigorous": 200.0}

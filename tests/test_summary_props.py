@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harnet.summary import summarize
+from harnet.measures.activity import summarize
 
 LABELS = ["sleep", "sedentary", "light", "moderate-vigorous"]
 STATES = LABELS + ["nonwear", "gap"]

@@ -69,8 +69,8 @@ def test_saved_directory_loads_and_predicts(tmp_path):
 
 
 def test_saved_directory_runs_in_the_predict_pipeline(tmp_path):
-    backends = pytest.importorskip("harnet.backends")
-    if not hasattr(backends, "get_backend"):
+    predictor = pytest.importorskip("harnet.predictor")
+    if not hasattr(predictor, "get_backend"):
         pytest.skip("the inference backends are not in this checkout yet")
     from harnet.io.recording import Recording
     from harnet.pipeline import PredictOptions, predict_recording

@@ -9,15 +9,8 @@ import pandas as pd
 import pytest
 
 from harnet.errors import InputError
-from harnet.train.prepare import (
-    HAPT_LABELS,
-    WindowOptions,
-    WindowSet,
-    label_windows,
-    prepare_capture24,
-    prepare_hapt,
-    prepare_table,
-)
+from harnet.train.datasets import HAPT_LABELS, prepare_capture24, prepare_hapt, prepare_table
+from harnet.train.prepare import WindowOptions, WindowSet, label_windows
 
 from conftest import shared_path
 

@@ -1,4 +1,4 @@
-"""Resampling and clock-aligned windows (harnet.windows) on generated and real recordings."""
+"""Resampling and clock-aligned windows (harnet.signal) on generated and real recordings."""
 
 from __future__ import annotations
 
@@ -10,17 +10,11 @@ import pytest
 
 from harnet.errors import InputError
 from harnet.io.recording import Recording
-from harnet.preprocess import NonwearResult
-from harnet.windows import (
-    NS,
-    SAMPLE_RATE,
-    WindowChunk,
-    effective_rate,
-    iter_chunks,
-    make_windows,
-    midnight_ns,
-    resample,
-)
+from harnet.arch import SAMPLE_RATE
+from harnet.signal.nonwear import NonwearResult
+from harnet.signal.resample import effective_rate, resample
+from harnet.signal.windows import WindowChunk, iter_chunks, make_windows
+from harnet.timegrid import NS, midnight_ns
 
 from conftest import shared_path
 
@@ -294,7 +288,7 @@ def test_bad_recordings_raise_input_errors():
 
 
 def test_windows_module_does_not_import_torch():
-    code = "import sys, harnet.windows, harnet.preprocess; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, harnet.signal.windows, harnet.signal.calibrate, harnet.signal.nonwear; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -304,10 +298,15 @@ def test_sample_rate_matches_model():
 
     import harnet
 
+    # one copy (harnet.arch, torch-free): the network's module takes it from there, as windows do
     tree = ast.parse((Path(harnet.__file__).parent / "model.py").read_text())  # without importing torch
-    rates = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
-             and any(getattr(t, "id", None) == "SAMPLE_RATE" for t in n.targets)]
-    assert rates == [SAMPLE_RATE] == [30]
+    assert not [n for n in tree.body if isinstance(n, ast.Assign)
+                and any(getattr(t, "id", None) == "SAMPLE_RATE" for t in n.targets)]
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "arch" and "SAMPLE_RATE" in [a.name for a in n.names]
+               for n in tree.body)
+    import harnet.signal.windows as w
+
+    assert w.SAMPLE_RATE is SAMPLE_RATE and SAMPLE_RATE == 30
 
 
 # ------------------------------------------------------------------------------ real files

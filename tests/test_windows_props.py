@@ -7,7 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harnet.io.recording import Recording
-from harnet.windows import NS, SAMPLE_RATE, iter_chunks, make_windows, midnight_ns, resample
+from harnet.arch import SAMPLE_RATE
+from harnet.signal.resample import resample
+from harnet.signal.windows import iter_chunks, make_windows
+from harnet.timegrid import NS, midnight_ns
 
 DAY = 86_400 * NS
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,6 @@ from ..errors import InputShapeError, ModelError
 #: Batch size measured fastest on a 2-core AVX2 CPU (docs/performance.md); larger batches only
 #: cost memory.
 DEFAULT_BATCH_SIZE = 64
-FP32_FILES = {"direct": "model.onnx", "winograd": "model.winograd.onnx"}  # = harnet.export.ONNX_FILES
-INT8_FILE = "model.int8.onnx"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -51,121 +48,23 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _onnx_meta(path: Path) -> dict[str, str]:
-    import onnx
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # damaged or truncated file
-        raise ModelError(f"cannot read {path} as ONNX ({type(e).__name__}); delete it and export again") from None
-    return {e.key: e.value for e in m.metadata_props}
-
-
-def _writable_model_dir(d: Path) -> bool:
-    if not os.access(d, os.W_OK):
-        return False
-    try:  # never write into a Hugging Face snapshot (its files are links into a shared blob store)
-        from ..hub import hf_cache_dir
-
-        d.resolve().relative_to(hf_cache_dir().resolve())
-        return False
-    except (ValueError, OSError):
-        return True
-
-
-def ensure_onnx(model_dir: str | Path, algorithm: str = "direct") -> Path:
-    """The fp32 graph of a model directory, exported first when missing or stale.
-
-    ``algorithm``: ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``).
-
-    Stale: its embedded ``weights_sha256`` differs from config.json's. Looked for in the model
-    directory, then under ``onnx/<weights sha256>/`` in each cache root (:mod:`harnet.cachedirs`).
-    The export is written into the model directory when that is writable (and not a Hugging Face
-    snapshot), else into the first writable cache root, under a lock (jobs starting together
-    export once) and by atomic rename. Exporting needs no torch.
-    """
-    from .. import cachedirs
-    from ..modeldir import read_config
-
-    d = Path(model_dir)
-    cfg = read_config(d)
-    sha = str(cfg.get("weights_sha256", ""))
-    if algorithm not in FP32_FILES:
-        raise ModelError(f"unknown algorithm {algorithm!r}; use one of {', '.join(FP32_FILES)}")
-    name = FP32_FILES[algorithm]
-    candidates = [d / name]
-    if sha:
-        candidates += [r / "onnx" / sha / name for r in cachedirs.roots()]
-    for c in candidates:
-        found = _usable_graph(c, sha, d)
-        if found is not None:
-            return found
-    from ..export import export_onnx
-
-    what = f"the ONNX graph {name} of {d}"
-    if _writable_model_dir(d) or not sha:
-        target = d / name
-    else:  # a read-only folder (a shared cache) or a Hugging Face snapshot
-        model = cfg.get("provenance", {}).get("registry_name") or str(d)
-        target = cachedirs.writable_root(what, model) / "onnx" / sha / name
-    with cachedirs.building(target, what):  # jobs starting together export once
-        found = _usable_graph(target, sha, d)
-        if found is not None:
-            return found
-        # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
-        return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
-
-
-def _usable_graph(c: Path, sha: str, d: Path) -> Path | None:
-    """``c`` when it is an exported graph of the weights with sha256 ``sha``; None when absent or stale."""
-    if not c.is_file():
-        return None
-    meta = _onnx_meta(c)
-    if "harnet_config" not in meta:
-        raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
-    if not sha or meta.get("weights_sha256") == sha:
-        return c
-    if c.parent == d and not _writable_model_dir(d):
-        raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
-    return None
-
-
-def find_int8(model_dir: str | Path) -> Path | None:
-    """A validated int8 graph of this model directory's weights, or None."""
-    from ..modeldir import read_config
-
-    d = Path(model_dir)
-    p = d / INT8_FILE
-    if not p.is_file():
-        return None
-    meta = _onnx_meta(p)
-    sha = str(read_config(d).get("weights_sha256", ""))
-    try:
-        check = json.loads(meta.get("harnet_int8_check", "{}"))
-    except ValueError:
-        return None
-    if sha and meta.get("weights_sha256") != sha:
-        return None
-    return p if check.get("passed") is True else None
-
-
 class OnnxBackend:
     """``predict_proba(x) -> probs`` with ONNX Runtime on CPU.
 
-    ``model``: a model directory (``model.onnx`` is used, exported on first use if missing) or
-    an exported ``.onnx`` file (labels and window come from its embedded metadata).
-    ``precision``: ``"fp32"`` or ``"int8"`` (needs ``model.int8.onnx``, written by
-    ``harnet export --int8`` after its agreement check on real recordings). ``algorithm`` (fp32):
-    ``"direct"`` (``model.onnx``) or ``"winograd"`` (``model.winograd.onnx``, faster; see
-    :func:`harnet.export.export_onnx`).
+    ``model``: an exported ``.onnx`` file (labels and window come from its embedded metadata;
+    :func:`harnet.onnx.export.ensure_onnx` finds or makes a model directory's). ``model_dir``: the
+    model directory it was exported from, if any: the graph must then carry that directory's
+    weights sha256 (``weights_sha256``: config.json's, when already read), and the weights file
+    must still match it. An int8 graph (``model.int8.onnx``,
+    written by ``harnet export --int8``) must have passed its agreement check on real recordings.
     """
 
     def __init__(
         self,
         model: str | Path,
         *,
-        precision: str = "fp32",
-        algorithm: str = "direct",
+        model_dir: str | Path | None = None,
+        weights_sha256: str | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
         optimization: str = "all",
@@ -173,24 +72,12 @@ class OnnxBackend:
     ) -> None:
         import onnxruntime as ort
 
-        p = Path(model)
-        if precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
-        if p.is_dir():
-            if precision == "int8":
-                q = p / INT8_FILE
-                if not q.is_file():
-                    raise ModelError(
-                        f"{p} has no {INT8_FILE}; create it with `harnet export {p} --int8 --calibrate FILES` "
-                        "or use the fp32 backend"
-                    )
-                onnx_path = q
-            else:
-                onnx_path = ensure_onnx(p, algorithm)
-        elif p.is_file():
-            onnx_path = p
-        else:
-            raise ModelError(f"{p}: no such model directory or .onnx file")
+        onnx_path = Path(model)
+        if onnx_path.is_dir() or not onnx_path.is_file():
+            raise ModelError(
+                f"{onnx_path}: no such .onnx file; the ONNX backend runs an exported graph "
+                "(harnet.predictor.get_backend finds or exports a model directory's)"
+            )
         self.threads = int(threads) if threads else default_threads()
         self.batch_size = int(batch_size) if batch_size else DEFAULT_BATCH_SIZE
         if self.threads < 1 or self.batch_size < 1:
@@ -224,20 +111,21 @@ class OnnxBackend:
         if "harnet_config" not in meta:
             raise ModelError(f"{onnx_path} has no harnet metadata (labels, window); export it with `harnet export`")
         cfg = json.loads(meta["harnet_config"])
-        if p.is_dir():
-            from ..modeldir import read_config
+        if model_dir is not None:
+            from ..modeldir import WEIGHTS, read_config, sha256_file
 
-            own = str(read_config(p).get("weights_sha256", ""))
+            d = Path(model_dir)
+            own = str(read_config(d).get("weights_sha256", "")) if weights_sha256 is None else weights_sha256
             if own and meta.get("weights_sha256") != own:
-                raise ModelError(f"{onnx_path} was exported from other weights than {p}; export it again")
+                raise ModelError(f"{onnx_path} was exported from other weights than {d}; export it again")
             # the graph stands for the weights file: a changed or corrupted one is refused here too
-            from ..modeldir import WEIGHTS, sha256_file
-
-            if own and (p / WEIGHTS).is_file() and sha256_file(p / WEIGHTS) != own:
+            if own and (d / WEIGHTS).is_file() and sha256_file(d / WEIGHTS) != own:
                 raise ModelError(
-                    f"{p / WEIGHTS} does not match the sha256 in config.json: the weights were changed or "
+                    f"{d / WEIGHTS} does not match the sha256 in config.json: the weights were changed or "
                     "corrupted; fetch the model again"
                 )
+        graph = meta.get("harnet_graph", "")
+        precision = "int8" if "int8" in graph else "fp32"
         if precision == "int8":
             check = json.loads(meta.get("harnet_int8_check", "{}"))
             if check.get("passed") is not True:
@@ -249,7 +137,6 @@ class OnnxBackend:
         self.window_sec = int(cfg["window_sec"])
         self.sample_rate = int(cfg.get("sample_rate", 30))
         self.input_length = self.window_sec * self.sample_rate
-        graph = meta.get("harnet_graph", "")
         self.name = "onnx-int8" if precision == "int8" else ("onnx-winograd" if "winograd" in graph else "onnx")
         self.precision = precision
         self._input = self._session.get_inputs()[0].name

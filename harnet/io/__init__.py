@@ -17,6 +17,7 @@ SUFFIXES = (".cwa", ".cwa.gz", ".gt3x", ".bin", ".csv", ".csv.gz", ".parquet")
 
 _LAZY = {
     "Recording": "harnet.io.recording:Recording",
+    "strictly_increasing": "harnet.io.recording:strictly_increasing",
     "read_cwa": "harnet.io.cwa:read_cwa",
     "read_table": "harnet.io.table:read_table",
     "read_actipy": "harnet.io.actipy_reader:read_actipy",
@@ -24,7 +25,7 @@ _LAZY = {
     "write_cwa": "harnet.io.cwa_writer:write_cwa",
 }
 
-__all__ = ["read_device", "strictly_increasing", "SUFFIXES", *_LAZY]
+__all__ = ["read_device", "SUFFIXES", *_LAZY]
 
 # plausibility of gravity-included acceleration in g
 PLAUSIBLE_G = (0.5, 2.0)
@@ -143,33 +144,6 @@ def _median_magnitude(xyz: Any) -> float:
     return float(np.median(np.sqrt((sub * sub).sum(axis=1))))
 
 
-def strictly_increasing(t: Any, xyz: Any) -> tuple[Any, Any, int, int]:
-    """Make int64 times strictly increasing: stable sort if any step goes back, then keep the
-    first of repeated times. Returns (t, xyz, number of backward steps, rows dropped); the
-    arrays are returned as they are (no copy) when already strictly increasing."""
-    import numpy as np
-
-    n_back = n_dup = 0
-    for a in range(0, len(t) - 1, _CHUNK):
-        d = np.diff(t[a : a + _CHUNK + 1])
-        n_back += int((d < 0).sum())
-        n_dup += int((d == 0).sum())
-    if n_back:
-        order = np.argsort(t, kind="stable")
-        t = t[order]
-        xyz = xyz[order]
-        del order
-    if n_back or n_dup:
-        keep = np.empty(len(t), bool)
-        keep[0] = True
-        np.greater(t[1:], t[:-1], out=keep[1:])
-        n_dup = int(len(t) - keep.sum())
-        if n_dup:
-            t = t[keep]
-            xyz = xyz[keep]
-    return t, xyz, n_back, n_dup
-
-
 def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recording":
     """Enforce the :class:`Recording` contract on a reader's output and fill the shared info.
 
@@ -179,7 +153,7 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
     import numpy as np
 
     from harnet.errors import InputError
-    from harnet.io.recording import Recording
+    from harnet.io.recording import Recording, strictly_increasing
 
     info = rec.info
     warn = info.setdefault("Warnings", [])

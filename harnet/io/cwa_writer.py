@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from harnet.io.cwa import BLOCK, BLOCK_DTYPE, HEADER, pack_timestamp
+from harnet.io.cwa_format import BLOCK, BLOCK_DTYPE, HEADER, pack_timestamp
 
 _RATES = {3200.0 / (1 << k): 15 - k for k in range(16)}  # fs -> low nibble of the rate code
 _RANGES = {16: 0, 8: 1, 4: 2, 2: 3}  # +-g -> top two bits of the rate code

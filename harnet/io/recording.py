@@ -50,3 +50,31 @@ class Recording:
 
     def warn(self, msg: str) -> None:
         self.info["Warnings"].append(msg)
+
+
+_CHUNK = 4_000_000  # samples per block when scanning a recording
+
+
+def strictly_increasing(t: Any, xyz: Any) -> tuple[Any, Any, int, int]:
+    """Make int64 times strictly increasing: stable sort if any step goes back, then keep the
+    first of repeated times. Returns (t, xyz, number of backward steps, rows dropped); the
+    arrays are returned as they are (no copy) when already strictly increasing."""
+    n_back = n_dup = 0
+    for a in range(0, len(t) - 1, _CHUNK):
+        d = np.diff(t[a : a + _CHUNK + 1])
+        n_back += int((d < 0).sum())
+        n_dup += int((d == 0).sum())
+    if n_back:
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        xyz = xyz[order]
+        del order
+    if n_back or n_dup:
+        keep = np.empty(len(t), bool)
+        keep[0] = True
+        np.greater(t[1:], t[:-1], out=keep[1:])
+        n_dup = int(len(t) - keep.sum())
+        if n_dup:
+            t = t[keep]
+            xyz = xyz[keep]
+    return t, xyz, n_back, n_dup

@@ -53,15 +53,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import tzinfo
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from harnet.errors import InputError
+from .imputation import build_timeline, group_sum, impute
+from .windows import REQUIRED_COLUMNS, check_labels, input_error, prepare_windows, select_windows
 
-__all__ = ["DAILY_COLUMNS_FIXED", "HOURLY_COLUMNS_FIXED", "Summary", "daily_columns", "hourly_columns", "summarize"]
+__all__ = ["DAILY_COLUMNS_FIXED", "HOURLY_COLUMNS_FIXED", "REQUIRED_COLUMNS", "Summary", "daily_columns", "hourly_columns", "summarize"]
 
 #: The first columns of :attr:`Summary.daily`, in order; per label columns follow (see
 #: :func:`daily_columns`).
@@ -80,13 +80,10 @@ DAILY_COLUMNS_FIXED: tuple[str, ...] = (
 #: The first columns of :attr:`Summary.hourly` (index ``Hour`` 0-23); ``<label>(fraction)`` follow.
 HOURLY_COLUMNS_FIXED: tuple[str, ...] = ("WearTime(hours)", "ENMO(mg)")
 
-REQUIRED_COLUMNS: tuple[str, ...] = ("time", "acc", "wear", "nonwear", "label")
-
 _NS = 1_000_000_000
 _MIN_NS = 60 * _NS
 _DAY_NS = 86_400 * _NS
 _HOUR_NS = 3_600 * _NS
-_KEYS = 1440  # clock minutes of a day
 
 
 def daily_columns(labels: Sequence[str]) -> list[str]:
@@ -116,263 +113,6 @@ class Summary:
     daily: pd.DataFrame
     hourly: pd.DataFrame
     overall: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# input checking and normalisation (shared with harnet.plot)
-
-
-@dataclass
-class _Windows:
-    utc: np.ndarray  # int64 ns since epoch (UTC when tz-aware, wall clock when naive), sorted
-    wall_day: np.ndarray  # int64 local calendar day (days since 1970-01-01) of each start
-    acc: np.ndarray  # float64 mg
-    wear: np.ndarray  # bool
-    nonwear: np.ndarray  # bool
-    code: np.ndarray  # int64 label index, -1 when not classified
-    tz: tzinfo | None
-    window_ns: int
-
-
-def _fail(msg: str) -> InputError:
-    return InputError(msg)
-
-
-def _check_labels(labels: Sequence[str]) -> list[str]:
-    if isinstance(labels, str):
-        raise _fail(f"labels must be a list of class names, got the string {labels!r}; pass e.g. [{labels!r}]")
-    labs = [str(x) for x in labels]
-    if not labs or len(set(labs)) != len(labs) or any(not x for x in labs):
-        raise _fail(f"labels must be a non-empty list of distinct class names, got {labs!r}; pass the model's labels")
-    return labs
-
-
-def _bool_column(df: pd.DataFrame, col: str) -> np.ndarray:
-    s = df[col]
-    if s.isna().any():
-        raise _fail(f"window table: column {col!r} has missing values; it must be True/False for every window")
-    try:
-        return s.to_numpy(dtype=bool)
-    except (TypeError, ValueError) as e:
-        raise _fail(f"window table: column {col!r} is not boolean ({s.dtype}); give True/False per window") from e
-
-
-def _prepare(windows: pd.DataFrame, labels: list[str], window_sec: float) -> _Windows:
-    """Check the window table and return sorted plain arrays."""
-    if not isinstance(windows, pd.DataFrame):
-        raise _fail(f"expected the per-window table as a pandas DataFrame, got {type(windows).__name__}")
-    if "time" not in windows.columns and windows.index.name == "time":
-        windows = windows.reset_index()
-    missing = [c for c in REQUIRED_COLUMNS if c not in windows.columns]
-    if missing:
-        raise _fail(f"window table lacks column(s) {missing}; it needs {list(REQUIRED_COLUMNS)} (the pipeline's per-window output)")
-    if not (isinstance(window_sec, (int, float, np.integer, np.floating)) and math.isfinite(window_sec) and window_sec > 0):
-        raise _fail(f"window_sec must be a positive number of seconds, got {window_sec!r}")
-    window_ns = int(round(float(window_sec) * _NS))
-    t = windows["time"]
-    if not (pd.api.types.is_datetime64_any_dtype(t)):
-        raise _fail(f"window table: column 'time' must be datetime64 (naive or tz-aware), got {t.dtype}; convert it with pd.to_datetime")
-    idx = pd.DatetimeIndex(t).as_unit("ns")
-    if idx.hasnans:
-        raise _fail("window table: column 'time' has missing timestamps (NaT); every window needs its start time")
-    tz = idx.tz
-    utc = idx.asi8.copy()
-    wall = idx.tz_localize(None).asi8 if tz is not None else utc
-    wall_day = np.floor_divide(wall, _DAY_NS)
-
-    wear = _bool_column(windows, "wear")
-    nonwear = _bool_column(windows, "nonwear")
-    try:
-        acc = windows["acc"].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as e:
-        raise _fail(f"window table: column 'acc' must be numeric (mean ENMO in mg), got {windows['acc'].dtype}") from e
-
-    raw_codes, uniques = pd.factorize(windows["label"], use_na_sentinel=True)
-    uniq = [str(u) for u in np.asarray(uniques, dtype=object)]
-    unknown = sorted(set(uniq) - set(labels))
-    if unknown:
-        raise _fail(f"window table: label(s) {unknown} are not among the model's labels {labels}; pass the labels the table was made with")
-    lut = np.array([labels.index(u) for u in uniq] + [-1], dtype=np.int64)  # -1 sentinel at the end
-    code = lut[np.where(raw_codes < 0, len(uniq), raw_codes)]
-
-    bad = wear & nonwear
-    if bad.any():
-        raise _fail(f"window table: window at {idx[np.argmax(bad)]} is flagged both worn and non-wear; a window is one or the other")
-    bad = wear & (code < 0)
-    if bad.any():
-        raise _fail(f"window table: worn window at {idx[np.argmax(bad)]} has no label; every worn window needs its class")
-    bad = ~wear & (code >= 0)
-    if bad.any():
-        raise _fail(f"window table: window at {idx[np.argmax(bad)]} has a label but is not flagged worn; set wear=True or clear the label")
-
-    order = np.argsort(utc, kind="stable")
-    utc, wall_day, acc, wear, nonwear, code = (a[order] for a in (utc, wall_day, acc, wear, nonwear, code))
-    if len(utc) > 1:
-        step = np.diff(utc)
-        over = step < window_ns
-        if over.any():
-            i = int(np.argmax(over))
-            when = pd.Timestamp(utc[i + 1], tz="UTC").tz_convert(tz) if tz is not None else pd.Timestamp(utc[i + 1])
-            raise _fail(
-                f"window table: windows overlap or repeat at {when} (starts {step[i] / _NS:g} s apart, window {window_sec} s); "
-                "remove duplicated rows or pass the right window_sec"
-            )
-    return _Windows(utc, wall_day, acc, wear, nonwear, code, tz, window_ns)
-
-
-def _to_utc_ns(value: Any, tz: tzinfo | None, what: str) -> int:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as e:
-        raise _fail(f"{what}={value!r} is not a date or time; give e.g. '2024-03-04' or '2024-03-04 07:00'") from e
-    if ts is pd.NaT:
-        raise _fail(f"{what} is missing (NaT); give a date or time or leave it out")
-    if tz is None:
-        if ts.tzinfo is not None:
-            raise _fail(f"{what}={value!r} has a time zone but the window times are naive device time; give {what} without a time zone")
-        return int(ts.as_unit("ns").value)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
-    return int(ts.as_unit("ns").value)
-
-
-def _local_midnight_utc(day: int, tz: tzinfo | None) -> int:
-    """UTC ns of the start of local calendar day ``day`` (days since 1970-01-01)."""
-    ns = int(day) * _DAY_NS
-    if tz is None:
-        return ns
-    ts = pd.Timestamp(ns, unit="ns").tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
-    return int(ts.value)
-
-
-def _select(w: _Windows, start: Any, end: Any, exclude_first_day: bool, exclude_last_day: bool) -> _Windows:
-    keep = np.ones(len(w.utc), dtype=bool)
-    if start is not None:
-        keep &= w.utc >= _to_utc_ns(start, w.tz, "start")
-    if end is not None:
-        keep &= w.utc < _to_utc_ns(end, w.tz, "end")
-    if keep.any() and exclude_first_day:
-        keep &= w.wall_day != w.wall_day[keep].min()
-    if keep.any() and exclude_last_day:
-        keep &= w.wall_day != w.wall_day[keep].max()
-    if not keep.any():
-        raise _fail("no windows left after applying start/end and the first/last-day exclusions; widen the selection")
-    if keep.all():
-        return w
-    return _Windows(w.utc[keep], w.wall_day[keep], w.acc[keep], w.wear[keep], w.nonwear[keep], w.code[keep], w.tz, w.window_ns)
-
-
-# --------------------------------------------------------------------------------------------
-# the minute timeline
-
-
-@dataclass
-class _Timeline:
-    """Observed time per clock minute of every day, in (float-held, exact) nanoseconds."""
-
-    first_day: int
-    n_days: int
-    origin: int  # UTC ns of the first day's local midnight
-    day: np.ndarray  # (G,) day index 0..n_days-1 of each minute
-    key: np.ndarray  # (G,) local clock minute 0..1439
-    dow: np.ndarray  # (n_days,) Monday=0
-    rec: np.ndarray  # (G,) recorded ns (any window)
-    wear: np.ndarray
-    nonwear: np.ndarray
-    cls: np.ndarray  # (G, C) worn ns per class
-    enmo_w: np.ndarray  # (G,) worn ns with a finite acc
-    enmo_s: np.ndarray  # (G,) sum of acc x ns over those
-
-
-def _timeline(w: _Windows, n_labels: int) -> _Timeline:
-    first_day, last_day = int(w.wall_day.min()), int(w.wall_day.max())
-    n_days = last_day - first_day + 1
-    origin = _local_midnight_utc(first_day, w.tz)
-    stop = _local_midnight_utc(last_day + 1, w.tz)
-    n_min = -(-(stop - origin) // _MIN_NS)
-
-    grid = origin + np.arange(n_min, dtype=np.int64) * _MIN_NS
-    if w.tz is not None:
-        grid_wall = pd.DatetimeIndex(grid, tz="UTC").tz_convert(w.tz).tz_localize(None).asi8
-    else:
-        grid_wall = grid
-    gday = np.floor_divide(grid_wall, _DAY_NS)
-    key = (grid_wall - gday * _DAY_NS) // _MIN_NS
-    day = np.clip(gday - first_day, 0, n_days - 1)
-    dow = (np.arange(first_day, last_day + 1) + 3) % 7  # 1970-01-01 was a Thursday
-
-    # split every window over the minutes it touches (exact integer ns)
-    s = w.utc - origin
-    e = np.minimum(s + w.window_ns, stop - origin)
-    m0 = s // _MIN_NS
-    parts_m, parts_ns, parts_row = [], [], []
-    rows = np.arange(len(s))
-    for j in range(w.window_ns // _MIN_NS + 2):
-        m = m0 + j
-        ov = np.minimum(e, (m + 1) * _MIN_NS) - np.maximum(s, m * _MIN_NS)
-        ok = (ov > 0) & (m < n_min)
-        parts_m.append(m[ok])
-        parts_ns.append(ov[ok])
-        parts_row.append(rows[ok])
-    pm = np.concatenate(parts_m)
-    pns = np.concatenate(parts_ns).astype(np.float64)
-    pr = np.concatenate(parts_row)
-
-    wear_p = w.wear[pr]
-    non_p = w.nonwear[pr]
-    acc_p = w.acc[pr]
-    fin_p = wear_p & np.isfinite(acc_p)
-
-    rec = np.bincount(pm, pns, n_min)
-    wear = np.bincount(pm[wear_p], pns[wear_p], n_min)
-    nonwear = np.bincount(pm[non_p], pns[non_p], n_min)
-    cls = np.bincount(pm[wear_p] * n_labels + w.code[pr][wear_p], pns[wear_p], n_min * n_labels).reshape(n_min, n_labels)
-    enmo_w = np.bincount(pm[fin_p], pns[fin_p], n_min)
-    enmo_s = np.bincount(pm[fin_p], pns[fin_p] * acc_p[fin_p], n_min)
-    return _Timeline(first_day, n_days, origin, day, key, dow, rec, wear, nonwear, cls, enmo_w, enmo_s)
-
-
-def _group_sum(gid: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Sum rows of ``values`` (G,) or (G, k) by group id."""
-    if values.ndim == 1:
-        return np.bincount(gid, values, n)
-    k = values.shape[1]
-    flat = (gid[:, None] * k + np.arange(k)[None, :]).ravel()
-    return np.bincount(flat, values.ravel(), n * k).reshape(n, k)
-
-
-def _impute(tl: _Timeline, weight: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per minute: the donor ratio ``amount / weight`` from other days (same weekday, then
-    weekday/weekend, then all days) and whether a donor was found.
-
-    ``weight`` (G,) is observed ns, ``amount`` (G,) or (G, k) the observed quantity.
-    """
-    key = tl.key
-    dow_m = tl.dow[tl.day]
-    own_id = tl.day * _KEYS + key
-    n_own = tl.n_days * _KEYS
-    own_w = _group_sum(own_id, weight, n_own)[own_id]
-    own_a = _group_sum(own_id, amount, n_own)[own_id]
-
-    found = np.zeros(len(key), dtype=bool)
-    ratio = np.full(amount.shape, np.nan)
-    for gid, n in (
-        (dow_m * _KEYS + key, 7 * _KEYS),
-        ((dow_m >= 5) * _KEYS + key, 2 * _KEYS),
-        (key, _KEYS),
-    ):
-        don_w = _group_sum(gid, weight, n)[gid] - own_w  # exact: integer ns held in float64
-        don_a = _group_sum(gid, amount, n)[gid] - own_a
-        new = ~found & (don_w > 0)
-        if new.any():
-            if amount.ndim == 1:
-                ratio[new] = don_a[new] / don_w[new]
-            else:
-                ratio[new] = don_a[new] / don_w[new][:, None]
-            found |= new
-        if found.all():
-            break
-    return ratio, found
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,29 +174,29 @@ def summarize(
     Wear, non-wear, recorded time, Covers24hOK and GoodWear use every selected day; averages and
     profiles use the valid days only.
     """
-    labs = _check_labels(labels)
+    labs = check_labels(labels)
     if not (isinstance(min_wear_per_day_hours, (int, float, np.integer, np.floating)) and min_wear_per_day_hours >= 0):
-        raise _fail(f"min_wear_per_day_hours must be a number >= 0, got {min_wear_per_day_hours!r}")
-    w = _prepare(windows, labs, window_sec)
-    w = _select(w, start, end, exclude_first_day, exclude_last_day)
+        raise input_error(f"min_wear_per_day_hours must be a number >= 0, got {min_wear_per_day_hours!r}")
+    w = prepare_windows(windows, labs, window_sec)
+    w = select_windows(w, start, end, exclude_first_day, exclude_last_day)
     C = len(labs)
-    tl = _timeline(w, C)
+    tl = build_timeline(w, C)
     D = tl.n_days
     day = tl.day
 
     # ---- imputation, per minute
     missing = np.maximum(_MIN_NS - tl.wear, 0.0)
-    frac, found = _impute(tl, tl.wear, tl.cls)
+    frac, found = impute(tl, tl.wear, tl.cls)
     adj_cls = tl.cls + np.where(found[:, None], missing[:, None] * np.nan_to_num(frac), 0.0)
     not_imp = np.where(found, 0.0, missing)
     miss_e = np.maximum(_MIN_NS - tl.enmo_w, 0.0)
-    e_ratio, e_found = _impute(tl, tl.enmo_w, tl.enmo_s)
+    e_ratio, e_found = impute(tl, tl.enmo_w, tl.enmo_s)
     adj_es = tl.enmo_s + np.where(e_found, miss_e * np.nan_to_num(e_ratio), 0.0)
     adj_ew = tl.enmo_w + np.where(e_found, miss_e, 0.0)
 
     # ---- per day sums (ns)
     def per_day(v: np.ndarray) -> np.ndarray:
-        return _group_sum(day, v, D)
+        return group_sum(day, v, D)
 
     d_len = np.bincount(day, minlength=D) * float(_MIN_NS)
     d_rec, d_wear, d_non = per_day(tl.rec), per_day(tl.wear), per_day(tl.nonwear)
@@ -496,7 +236,7 @@ def summarize(
     h_wear = np.bincount(hour[vm], tl.wear[vm], 24)
     h_ew = np.bincount(hour[vm], tl.enmo_w[vm], 24)
     h_es = np.bincount(hour[vm], tl.enmo_s[vm], 24)
-    h_cls = _group_sum(hour[vm], tl.cls[vm], 24)
+    h_cls = group_sum(hour[vm], tl.cls[vm], 24)
     with np.errstate(invalid="ignore", divide="ignore"):
         h_enmo = np.where(h_ew > 0, h_es / np.where(h_ew > 0, h_ew, 1), np.nan)
         h_frac = np.where(h_wear[:, None] > 0, h_cls / np.where(h_wear > 0, h_wear, 1)[:, None], np.nan)

@@ -85,7 +85,12 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
                            lowpass_hz=lowpass_hz, max_gap_s=max_gap)
     p = Path(input_path)
     if layout == "auto":
-        layout = _detect_layout(p)
+        from harnet.errors import InputError
+
+        try:
+            layout = D.detect_layout(p)
+        except InputError as e:
+            raise click.UsageError(str(e)) from None
     if layout == "capture24":
         if not dictionary:
             raise click.UsageError("the Capture-24 layout needs --dictionary annotation-label-dictionary.csv")
@@ -109,20 +114,6 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
     )
     for lab in ws.labels:
         click.echo(f"  {lab}: {int((ws.y == lab).sum())}")
-
-
-def _detect_layout(p: Path) -> str:
-    if p.is_dir():
-        if any(p.glob("P*.csv*")):
-            return "capture24"
-        raise click.UsageError(f"{p} is a folder without P*.csv.gz files; give --layout")
-    if p.name.lower().endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        names = set(pq.read_schema(p).names)
-        if {"user", "acc_x", "acc_y", "acc_z", "label"} <= names:
-            return "hapt"
-    return "table"
 
 
 @click.command("train", context_settings={"show_default": True})

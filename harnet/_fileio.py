@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name in the same folder, fsync, then rename.
+"""Atomic file writes: write to a temporary name in the same folder, fsync, then rename; and file
+digests (:func:`file_digests`).
 
 A killed process leaves at most a ``.*.tmp-*`` file, never a half-written output under the
 final name. A fault of the machine while writing (a full disk, a quota, a read-only file
@@ -13,7 +14,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from .errors import write_error
 
@@ -140,3 +141,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def file_digests(path: str | os.PathLike, algos: Iterable[str]) -> dict[str, str]:
+    """Hex digests of a whole file under each of ``algos`` (``hashlib`` names, or ``gitsha1``:
+    git's blob id, ``sha1(b"blob <size>\\0" + bytes)``), in one streamed read. The package's one
+    file-hashing function (model directories, downloads, conversion)."""
+    import hashlib
+
+    hs: dict[str, Any] = {}
+    for a in algos:
+        if a == "gitsha1":
+            h = hashlib.sha1()
+            h.update(b"blob %d\0" % os.path.getsize(path))
+            hs[a] = h
+        else:
+            hs[a] = hashlib.new(a)
+    with open(path, "rb") as f:
+        while b := f.read(1 << 20):
+            for h in hs.values():
+                h.update(b)
+    return {a: h.hexdigest() for a, h in hs.items()}

@@ -24,7 +24,6 @@ Raw downloads live in ``<cache>/downloads/<name>/<filename>``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
 import re
@@ -35,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ._fileio import TMP_MARK, current_umask, faults_named
+from ._fileio import TMP_MARK, current_umask, faults_named, file_digests
 from .errors import ChecksumError, ModelError, OfflineError, write_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,17 +115,9 @@ def hash_file(path: str | os.PathLike, algo: str) -> str:
     ``gitsha1`` is git's blob id, ``sha1(b"blob <size>\\0" + bytes)`` (what ``git hash-object``
     prints and GitHub shows for a committed file).
     """
-    if algo == "gitsha1":
-        h = hashlib.sha1()
-        h.update(b"blob %d\0" % os.path.getsize(path))
-    elif algo in ("sha256", "md5"):
-        h = hashlib.new(algo)
-    else:
+    if algo not in ("gitsha1", "sha256", "md5"):
         raise ModelError(f"unknown checksum algorithm {algo!r}; use gitsha1, sha256 or md5")
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
+    return file_digests(path, (algo,))[algo]
 
 
 def verify_file(path: str | os.PathLike, algo: str, digest: str) -> bool:

@@ -12,13 +12,12 @@ A folder (or a Hugging Face repo with the same files) holding
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._fileio import atomic_path, atomic_write_text
+from ._fileio import atomic_path, atomic_write_text, file_digests
 from .arch import WINDOW_SEC
 from .errors import ModelError
 
@@ -38,12 +37,9 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a whole file."""
+    return file_digests(path, ("sha256",))["sha256"]
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:

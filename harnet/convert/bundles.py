@@ -21,7 +21,6 @@ bundle has one, ``hmm.json``); see :mod:`harnet.modeldir`.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .._fileio import file_digests
 from ..errors import ChecksumError, InputError, ModelError, UnsafePickleError
 from .safepickle import REFUSAL_HINT, first_line, is_torch_file, read_bundle, sniff
 
@@ -44,23 +44,6 @@ _PRETEXT_HEAD = re.compile(r"^[A-Za-z0-9_]+_h\.")  # aot_h., scale_h., permute_h
 # ---------------------------------------------------------------------------------------------
 # Conversion
 # ---------------------------------------------------------------------------------------------
-def _digests(path: Path, algos: set[str]) -> dict[str, str]:
-    """Hex digests of the file for each of ``algos`` (``sha256``, ``md5``, ``gitsha1``...)."""
-    hs: dict[str, Any] = {}
-    for a in algos:
-        if a == "gitsha1":  # git's blob id: sha1 over a "blob <size>\0" header and the bytes
-            h = hashlib.sha1()
-            h.update(b"blob %d\0" % path.stat().st_size)
-            hs[a] = h
-        else:
-            hs[a] = hashlib.new(a)
-    with open(path, "rb") as f:
-        while b := f.read(1 << 20):
-            for h in hs.values():
-                h.update(b)
-    return {a: h.hexdigest() for a, h in hs.items()}
-
-
 def _check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ModelError(f"{out} exists and is not a directory; choose another --out")
@@ -110,7 +93,7 @@ def _provenance(path: Path, entry: Any, fmt: str, extra: Mapping[str, Any]) -> d
 
     algo = getattr(entry, "checksum_algo", None) if entry is not None else None
     want = str(getattr(entry, "checksum", "") or "").lower() if entry is not None else ""
-    digests = _digests(path, {"sha256"} | ({algo} if algo and want else set()))
+    digests = file_digests(path, {"sha256"} | ({algo} if algo and want else set()))
     if algo and want and digests[algo] != want:
         raise ChecksumError(
             f"{path} has {algo} {digests[algo]}, but the published {getattr(entry, 'name', '?')} has {want}: "

@@ -144,6 +144,23 @@ def _median_magnitude(xyz: Any) -> float:
     return float(np.median(np.sqrt((sub * sub).sum(axis=1))))
 
 
+def _time_steps(t: Any) -> tuple[int, int, int, int, int]:
+    """One pass over int64 times: (steps back, repeated times, intervals shorter than
+    :data:`GAP_NS`, the other intervals (gaps), the summed length of the short ones in ns)."""
+    import numpy as np
+
+    n_back = n_dup = n_int = n_gap = span = 0
+    for a in range(0, len(t) - 1, _CHUNK):
+        d = np.diff(t[a : a + _CHUNK + 1])
+        n_back += int((d < 0).sum())
+        n_dup += int((d == 0).sum())
+        small = d < GAP_NS
+        n_int += int(small.sum())
+        n_gap += int(len(d) - small.sum())
+        span += int(d[small].sum())
+    return n_back, n_dup, n_int, n_gap, span
+
+
 def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recording":
     """Enforce the :class:`Recording` contract on a reader's output and fill the shared info.
 
@@ -162,8 +179,12 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
     if len(t) == 0:
         raise InputError(f"{path}: holds no samples; check the file is a recording with data (export it again)")
 
-    # 1. strictly increasing times: sort only when needed, then drop repeated times
-    t, xyz, n_back, n_dup = strictly_increasing(t, xyz)
+    # 1. strictly increasing times: sort only when needed, then drop repeated times. One pass
+    # over the time steps also gives step 4's intervals, unless rows are sorted or dropped.
+    steps = _time_steps(t)
+    n_back = n_dup = 0
+    if steps[0] or steps[1]:
+        t, xyz, n_back, n_dup = strictly_increasing(t, xyz)
     if n_back:
         warn.append(f"times went backwards {n_back} time(s); rows sorted by time")
     if n_dup:
@@ -202,13 +223,9 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
 
     # 4. rates, gaps, span
     n = len(t)
-    n_int, n_gap, span = 0, 0, 0
-    for a in range(0, n - 1, _CHUNK):
-        d = np.diff(t[a : a + _CHUNK + 1])
-        small = d < GAP_NS
-        n_int += int(small.sum())
-        n_gap += int(len(d) - small.sum())
-        span += int(d[small].sum())
+    if n_back or n_dup or n_bad:
+        steps = _time_steps(t)
+    _, _, n_int, n_gap, span = steps
     info["NumGaps"] = n_gap
     if info.get("SampleRate") is None:
         if n >= 2:

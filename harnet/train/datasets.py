@@ -250,3 +250,20 @@ def _capture24_file(
     del df, ann
     pid = f.name.split(".")[0]
     return windows_from_recording(t, xyz, codes, class_names, options, pid=pid, recording=pid, counts=counts)
+
+
+def detect_layout(p: str | Path) -> str:
+    """Which layout a labelled data set has: ``"capture24"`` (a folder of ``P*.csv.gz``),
+    ``"hapt"`` (the HAPT parquet's columns) or ``"table"`` (anything else)."""
+    p = Path(p)
+    if p.is_dir():
+        if any(p.glob("P*.csv*")):
+            return "capture24"
+        raise InputError(f"{p} is a folder without P*.csv.gz files; give --layout")
+    if p.name.lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(p).names)
+        if {"user", "acc_x", "acc_y", "acc_z", "label"} <= names:
+            return "hapt"
+    return "table"

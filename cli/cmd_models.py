@@ -42,14 +42,17 @@ def models(kind: str | None) -> None:
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 def download(names: tuple[str, ...], progress: bool | None) -> None:
-    """Fetch and verify weights into the cache, for later offline use.
+    """Fetch, convert and verify weights into the cache, for later offline use.
 
     NAME is a registry name (see `harnet models`) or hf://org/repo[@revision]. The cache is
     $HARNET_CACHE (registry weights) and $HF_HOME (Hugging Face repos); run this where the
-    network is reachable, then share the cache with offline jobs.
+    network is reachable, then share the cache (read-only is fine) with offline jobs. It holds
+    the raw file, the converted model directory and the ONNX graph `--backend auto` uses on a
+    CPU, each verified, so offline jobs write nothing into it.
     """
     from harnet import hub, registry
     from harnet.loading import licence_notice
+    from harnet.offline import fill
 
     entries = {}
     for name in names:  # check every name before fetching anything
@@ -60,5 +63,5 @@ def download(names: tuple[str, ...], progress: bool | None) -> None:
     for name in names:
         if name in entries:
             click.echo(licence_notice(entries[name]), err=True)
-        path = hub.download(name, progress=progress)
-        click.echo(f"{name}: {path}")
+        for what, path in fill(name, progress=progress):
+            click.echo(f"{name}: {what}: {path}")

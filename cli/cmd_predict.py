@@ -51,12 +51,19 @@ def _check_duration(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30min, 1h or 90s")
     mult = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, None: 60}[m.group(2)]
     return float(m.group(1)) * mult
+def _check_out(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--out is one file; a folder there means --outdir was meant (a usage error, exit 2)."""
+    import os
+
+    if value is not None and os.path.isdir(value):
+        raise click.BadParameter(f"{value!r} is a folder; --out takes the summary CSV's file path, use --outdir DIR to write into a folder")
+    return value
 
 
 @click.command(context_settings={"show_default": True})
 @click.argument("inputs", nargs=-1, required=False)
 @click.option("--demo", is_flag=True, help="Generate a 26-hour synthetic Axivity recording (harnet.synth) and predict it.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Daily summary CSV; the per-window series and info.json go beside it.")
+@click.option("--out", "out", type=click.Path(), callback=_check_out, help="Daily summary CSV; the per-window series and info.json go beside it.")
 @click.option("-o", "--outdir", type=click.Path(file_okay=False),
               help="Write each recording's outputs into DIR/<name>/. Without --out and --outdir: outputs/<name>/ (as actinet).")
 @click.option("--windows-out", type=click.Path(dir_okay=False), help="Per-window series path (.parquet or .csv) instead of the default beside --out.")
@@ -155,6 +162,12 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
         raise click.UsageError("several inputs need --outdir DIR (each recording gets DIR/<name>/), not --out")
     if not out and not outdir:
         outdir = "outputs"  # actinet's default: outputs/<recording name>/
+    if start is not None and end is not None:
+        import pandas as pd
+
+        a, b = pd.Timestamp(start), pd.Timestamp(end)
+        if (a.tzinfo is None) == (b.tzinfo is None) and a >= b:  # mixed offsets: left to the library
+            raise click.BadParameter(f"--start {start} is not before --end {end}; swap them or fix one", param_hint="--start")
     if lowpass in ("model",):
         lp = "model"
     elif lowpass.lower() in ("none", "off", "0"):
@@ -196,7 +209,11 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     if force_download:
         _force_download(model, quiet)
     if len(inputs) == 1 and out:
+        from harnet.outputs import check_output_paths
+
         path = inputs[0]
+        paths = output_paths(out=out, table_format=table_format)
+        check_output_paths(paths, plot=plot, windows_path=windows_out)  # before reading anything
         if not quiet:
             click.echo(f"harnet: reading {path}", err=True)
         bar = console.ProgressBar(console.show_bar(quiet))
@@ -205,7 +222,7 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
                 res = predict_file(path, options=opts, progress=bar)
             finally:
                 bar.close()
-            paths = write_outputs(res, output_paths(out=out, table_format=table_format), plot=plot, windows_path=windows_out)
+            paths = write_outputs(res, paths, plot=plot, windows_path=windows_out)
         if not quiet:
             console.print_warnings(res.info)
             _report(res, paths, verbose)

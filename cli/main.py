@@ -1,12 +1,14 @@
 """`harnet` command line: a thin layer over the library.
 
-Exit codes: 0 success; 1 an input, model or download problem (one line, no traceback unless
-``--debug``); 2 a usage error (bad option or argument).
+Exit codes: 0 success; 1 an input, model or download problem, or a fault of the machine while
+writing (disk full, quota, read-only file system: one line, no traceback unless ``--debug``);
+2 a usage error (bad option or argument); 3 a bug in harnet ("internal error").
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import click
@@ -28,6 +30,20 @@ COMMANDS: dict[str, str] = {
     "pretrain": "harnet_cli.cmd_pretrain:pretrain",
     "collate": "harnet_cli.cmd_collate:collate",
 }
+
+
+# library keyword arguments -> the CLI options that set them (error messages speak the user's language)
+OPTION_OF = {"time_col": "--time-col", "xyz_cols": "--xyz-cols", "time_format": "--time-format",
+             "sample_rate": "--sample-rate", "units": "--units"}
+_KW_VALUE = re.compile(r"\b(" + "|".join(OPTION_OF) + r""")=(?:'([^']*)'|"([^"]*)"|([^\s;,)/'"]*))""")
+_KW_BARE = re.compile(r"(?<![-\w])(" + "|".join(k for k in OPTION_OF if k != "units") + r")\b")
+
+
+def cli_spelling(message: str) -> str:
+    """``message`` with Python argument spellings (``time_col='t'``) as CLI options (``--time-col t``)."""
+    message = re.sub(r"\s*\(CLI: [^)]*\)", "", message)
+    message = _KW_VALUE.sub(lambda m: " ".join(x for x in (OPTION_OF[m[1]], m[2] or m[3] or m[4]) if x), message)
+    return _KW_BARE.sub(lambda m: OPTION_OF[m[1]], message)
 
 
 class LazyGroup(click.Group):
@@ -63,7 +79,7 @@ def _debug_first(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns harnet's errors into one-line messages."""
-    from harnet.errors import HarnetError
+    from harnet.errors import HarnetError, write_error
 
     args = _debug_first(list(sys.argv[1:] if argv is None else argv))
     debug = bool(args) and args[0] == "--debug"
@@ -81,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnetError as e:
         if debug:
             raise
-        click.echo(f"harnet: error: {e}", err=True)
+        click.echo(f"harnet: error: {cli_spelling(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -89,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an unexpected bug: still one line unless --debug
         if debug:
             raise
+        fault = write_error(e)  # the machine refused a write (disk full, read-only...): not a bug
+        if fault is not None:
+            click.echo(f"harnet: error: {fault}", err=True)
+            return fault.exit_code
         click.echo(
             f"harnet: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback "
             "and report it)",

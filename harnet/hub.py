@@ -34,8 +34,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ._fileio import TMP_MARK, file_digests
-from .errors import ChecksumError, ModelError, OfflineError
+from ._fileio import TMP_MARK, current_umask, faults_named, file_digests
+from .errors import ChecksumError, ModelError, OfflineError, write_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .registry import WeightsEntry
@@ -47,6 +47,9 @@ _TRUE = {"1", "true", "yes", "on"}
 #: Files taken from a Hugging Face repo: a harnet model directory and its card.
 HF_ALLOW_PATTERNS = ["config.json", "model.safetensors", "hmm.json", "model.onnx", "README.md"]
 _HF_SPEC = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*)(?:@(?P<rev>[^\s@]+))?$")
+
+
+_CACHE_FIX = "or set HARNET_CACHE to a folder on a disk with space that you can write"
 
 
 class DownloadError(OfflineError):
@@ -221,6 +224,9 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
         try:
             tmp = _download(url, path, progress=progress)
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+            fault = write_error(e, path, what=f"{entry.name} into the weights cache", fix=_CACHE_FIX)
+            if fault is not None and not isinstance(e, urllib.error.URLError):
+                raise fault from e  # the cache's disk, not the network: no other mirror helps
             failures.append(f"{url}: {_reason(e)}")
             continue
         if _keep_if_verified(tmp, path, entry, url, mismatches):
@@ -233,6 +239,9 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
             mismatches.append(f"{what}: {e}")
             continue
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
+            fault = write_error(e, path, what=f"{entry.name} into the weights cache", fix=_CACHE_FIX)
+            if fault is not None and not isinstance(e, (urllib.error.URLError, pkgindex.SdistNotFound)):
+                raise fault from e  # the cache's disk, not the index: no other source helps
             failures.append(f"{what}: {e if isinstance(e, pkgindex.SdistNotFound) else _reason(e)}")
             continue
         if _keep_if_verified(tmp, path, entry, what, mismatches):
@@ -263,7 +272,9 @@ def _keep_if_verified(tmp: Path, path: Path, entry: "WeightsEntry", where: str, 
     """Rename ``tmp`` over ``path`` if it has the entry's checksum; else delete it and note why."""
     ok, got = _matches(tmp, entry)
     if ok:
-        os.replace(tmp, path)
+        with faults_named(path, what=f"{entry.name} into the weights cache", fix=_CACHE_FIX):
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp made it 0600: a shared cache must be readable
+            os.replace(tmp, path)
         return True
     tmp.unlink()
     mismatches.append(f"{where} gave {got}")
@@ -404,7 +415,9 @@ def download(name_or_spec: "str | WeightsEntry", *, progress: bool | None = None
     Run it where the network is reachable (a login node), then use the same ``HARNET_CACHE`` /
     ``HF_HOME`` offline. For ``hf://`` specs the progress display is huggingface_hub's own.
     ``force``: download a registry entry again even when a verified copy is cached (actinet's
-    ``--force-download``); the cached copy is replaced only by a verified new one.
+    ``--force-download``); the cached copy is replaced only by a verified new one. This fetches
+    the raw file only; :func:`harnet.offline.fill` (what ``harnet download`` runs) also converts
+    and exports, so that offline jobs can use a read-only cache.
     """
     if isinstance(name_or_spec, str) and name_or_spec.startswith("hf://"):
         return snapshot(name_or_spec)

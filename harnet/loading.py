@@ -39,38 +39,61 @@ def resolve_model_dir(spec: str | Path, *, offline: bool | None = None, progress
     return _converted_dir(entry, offline=offline, progress=progress)
 
 
-def _converted_dir(entry: Any, *, offline: bool | None, progress: bool | None) -> Path:
+def _is_converted(target: Path, entry: Any) -> bool:
     import json
 
-    from . import hub
+    cfg_path = target / "config.json"
+    if not cfg_path.is_file():
+        return False
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (ValueError, OSError):
+        return False
+    return cfg.get("provenance", {}).get("checksum") == entry.checksum
+
+
+def converted_rel(entry: Any) -> Path:
+    """Where a registry entry's converted model directory lives, relative to a cache root."""
+    return Path("models") / f"{entry.name}-{entry.checksum[:12]}"
+
+
+def _converted_dir(entry: Any, *, offline: bool | None, progress: bool | None) -> Path:
+    """The converted model directory of a registry entry, converting it once if needed.
+
+    Looked for in every cache root (:mod:`harnet.cachedirs`: a shared read-only cache first);
+    built, under a lock, in the first writable one, so that jobs starting together on a fresh
+    cache convert once and never see a half-written directory (it appears by one rename).
+    """
+    import os
+
+    from . import cachedirs, hub
+    from ._fileio import current_umask, faults_named
     from .convert import convert
 
-    target = hub.cache_dir() / "models" / f"{entry.name}-{entry.checksum[:12]}"
-    cfg_path = target / "config.json"
+    rel = converted_rel(entry)
     raw = hub.fetch(entry, offline=offline, progress=progress)  # re-verified on every call
-    if cfg_path.is_file():
-        try:
-            cfg = json.loads(cfg_path.read_text())
-            if cfg.get("provenance", {}).get("checksum") == entry.checksum:
-                return target
-        except ValueError:
-            pass
-        log.warning("converted copy of %s in %s is stale or damaged; converting again", entry.name, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        convert(raw, tmp, entry=entry, overwrite=True)
+    for root in cachedirs.roots():
+        if _is_converted(root / rel, entry):
+            return root / rel
+    what = f"the converted {entry.name} model"
+    target = cachedirs.writable_root(what, entry.name) / rel
+    with cachedirs.building(target, what):
+        if _is_converted(target, entry):  # another process converted it while this one waited
+            return target
         if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
+            log.warning("converted copy of %s in %s is stale or damaged; converting again", entry.name, target)
+        with faults_named(target, what=what):
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            tmp.rename(target)
-        except OSError:
-            # another process converted it at the same time; theirs is as good as ours
-            if not cfg_path.is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            convert(raw, tmp, entry=entry, overwrite=True)
+            with faults_named(target, what=what):
+                os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp made it 0700: a shared cache must be readable
+                if target.exists():
+                    shutil.rmtree(target)
+                tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._fileio import TMP_MARK, atomic_path
+from ._fileio import TMP_MARK, atomic_path, check_writable, faults_named
 from .errors import InputError
 
 #: Per-recording output files that together mean "done" (names inside ``DIR/<name>/``).
@@ -165,18 +165,27 @@ def write_outputs(
     for k, t in tables.items():
         if t is None:  # no sleep class: no sleep table (said once in info.json "Notes")
             paths.pop(k, None)
+    fix = "then run again (or give another --out/--outdir)"
+    what = {"daily": "the daily summary", "windows": "the per-window series", "info": "info.json", "plot": "the plot",
+            "minutes": "the minute table", "hours": "the hour table", "sleep": "the sleep table", "bouts": "the bouts table"}
     with contextlib.ExitStack() as stack:
-        tmps = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        round_for_csv(result.daily).to_csv(tmps["daily"], index=False)
-        _write_table(result.windows, tmps["windows"], paths["windows"])
+        tmps = {k: stack.enter_context(atomic_path(p, what=what.get(k, ""), fix=fix)) for k, p in paths.items()}
+        # each step names its own file when the machine refuses the write (disk full, read-only...)
+        with faults_named(paths["daily"], what=what["daily"], fix=fix):
+            round_for_csv(result.daily).to_csv(tmps["daily"], index=False)
+        with faults_named(paths["windows"], what=what["windows"], fix=fix):
+            _write_table(result.windows, tmps["windows"], paths["windows"])
         for k, t in tables.items():
             if k in paths and t is not None:
-                _write_table(t, tmps[k], paths[k], ("time", "start", "end"), rounded=True)
-        tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
+                with faults_named(paths[k], what=what[k], fix=fix):
+                    _write_table(t, tmps[k], paths[k], ("time", "start", "end"), rounded=True)
+        with faults_named(paths["info"], what=what["info"], fix=fix):
+            tmps["info"].write_text(json.dumps(json_clean(result.info), indent=1, default=_json_default, allow_nan=False) + "\n")
         if plot is not None:
             from .plot import plot_days
 
-            plot_days(result.windows, result.labels, tmps["plot"], title=plot_title(result), sleep_periods=_sleep_periods(result))
+            with faults_named(paths["plot"], what=what["plot"], fix=fix):
+                plot_days(result.windows, result.labels, tmps["plot"], title=plot_title(result), sleep_periods=_sleep_periods(result))
     return paths
 
 
@@ -196,6 +205,23 @@ def _sleep_periods(result: Any) -> list[tuple[str, str]]:
         return []
     ok = s["Onset"].notna() & s["Wake"].notna()
     return list(zip(s.loc[ok, "Onset"], s.loc[ok, "Wake"]))
+
+
+def check_output_paths(
+    paths: Mapping[str, Path], *, plot: str | Path | None = None, windows_path: str | Path | None = None
+) -> None:
+    """Refuse, before any work, output paths that cannot be written (a missing folder that cannot
+    be made, a read-only file system, a file where a folder should be, a name too long): one
+    :class:`~harnet.errors.WriteError` naming the path, the cause and the fix. Writes nothing."""
+    todo = dict(paths)
+    if windows_path is not None:
+        todo["windows"] = Path(windows_path)
+    if plot is not None:
+        todo["plot"] = Path(plot)
+    for p in todo.values():
+        if Path(p).is_dir():
+            raise InputError(f"{p} is a folder; give a file path (or --outdir DIR for a folder of outputs)")
+        check_writable(p, fix="give another --out")
 
 
 # ---- done checks, stale files --------------------------------------------------------------------

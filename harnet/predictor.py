@@ -240,8 +240,11 @@ class Predictor:
         t_win = t_inf = 0.0
         done = 0
         span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
+        span: list[int] = []  # the first and last window start seen (for a range that holds none)
         t1 = _time.perf_counter()
         for ch in self.chunks(rec, nonwear, options):
+            if len(ch.starts):
+                span[:] = [span[0] if span else int(ch.starts[0]), int(ch.starts[-1])]
             keep = _in_bounds(ch.starts, start_ns, end_ns)
             t2 = _time.perf_counter()
             t_win += t2 - t1
@@ -269,7 +272,7 @@ class Predictor:
         add("inference", t_inf)
         if not starts:
             if start_ns is not None or end_ns is not None:
-                raise InputError("no windows between --start and --end; check the recording's dates in info.json")
+                raise InputError(_empty_range_message(span, options))
             raise InputError("the recording is shorter than one window; nothing to classify")
         valid_a = np.concatenate(valid)
         probs_a = np.concatenate(probs)
@@ -418,3 +421,15 @@ def export_int8_from_files(
     val = windows_from_files(validate, window_sec=w, preprocessing=prep) if validate else None
     return export_int8(model, cal, validation=val, fp32_path=fp32_path, path=path, calibrate_method=calibrate_method,
                        max_calibration_windows=max_calibration_windows)
+
+
+def _empty_range_message(span: list[int], options: Any) -> str:
+    """Why --start/--end kept nothing: the bounds asked for and the recording's own first and last window."""
+    asked = ", ".join(f"{k} {v}" for k, v in (("--start", getattr(options, "start", None)), ("--end", getattr(options, "end", None)))
+                      if v is not None)
+    if span:
+        first, last = (np.datetime_as_string(np.datetime64(v, "ns"), unit="s").replace("T", " ") for v in span)
+        held = f"the recording's windows run from {first} to {last} (device clock)"
+    else:
+        held = "the recording has no windows"
+    return f"no windows between --start and --end ({asked}): {held}; choose times inside that span"

@@ -312,17 +312,10 @@ def test_progress_bar_only_when_asked(server, capsys):
     assert "tiny.mdl" in err and "293k" in err.lower()  # 300,000 bytes in KiB
 
 
-def test_cli_download_shows_licence_and_path(server, monkeypatch, capsys):
+def test_cli_download_offline_names_the_fix(monkeypatch, capsys):
+    """(Filling the cache for offline use is tested in test_machine_faults.py, the HPC recipe.)"""
     from harnet_cli.main import main
 
-    server.files["/w/tiny.mdl"] = GOOD
-    entry = make_entry([server.url("/w/tiny.mdl")])
-    monkeypatch.setitem(registry._BY_NAME, entry.name, entry)
-    assert main(["download", "tiny-test", "--no-progress"]) == 0
-    out, err = capsys.readouterr()
-    assert out.strip() == f"tiny-test: {hub.cached_path(entry)}"
-    assert "Oxford Academic Use Licence" in err and entry.source_info in err
-    assert hub.cached_path(entry).read_bytes() == GOOD
     # offline and missing through the CLI: exit 1 and the fix on one line
     monkeypatch.setenv("HARNET_OFFLINE", "1")
     assert main(["download", "harnet5"]) == 1

@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .._fileio import atomic_open
-from ..errors import HarnetError, InputError
+from .._fileio import atomic_open, check_writable, faults_named
+from ..errors import HarnetError, InputError, WriteError
 from ..outputs import (
     DONE_FILES,
     FAILURE_COLUMNS,
@@ -65,7 +65,7 @@ from ..outputs import (
 from .dask import CLUSTERS, SCHEDULER_TIMEOUT, JobOptions, dask_client, jobqueue_kwargs, run_dask
 from .inputs import expand_inputs, path_hash, recording_names, recording_stem
 from .local import available_cpus, run_local, thread_budget
-from .worker import Failure, RecordingTask, process_recording
+from .worker import Failure, OutputDiskFull, RecordingTask, fills_outdir, process_recording
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..collate import Cohort
@@ -169,7 +169,10 @@ def process_batch(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file; --outdir needs a folder")
     paths = expand_inputs(inputs, pattern, exclude=out)
-    out.mkdir(parents=True, exist_ok=True)
+    # an output folder that cannot be written is refused before any recording is read
+    check_writable(out / FAILURES_FILE, fix="give another --outdir")
+    with faults_named(out, what="the output folder", fix="give another --outdir"):
+        out.mkdir(parents=True, exist_ok=True)
 
     mdir = resolve_model_dir(opts.model)
     cfg = read_config(mdir)
@@ -182,7 +185,8 @@ def process_batch(
     if backend.startswith("onnx"):
         from ..onnx.export import ensure_onnx
 
-        ensure_onnx(mdir)  # export once here, not in every worker at the same time
+        if backend != "onnx-int8":  # export once here, not in every worker at the same time
+            ensure_onnx(mdir, "winograd" if backend == "onnx-winograd" else "direct")
     identity = result_identity(opts.to_dict(), cfg, backend)
 
     if client is not None:
@@ -221,22 +225,43 @@ def process_batch(
                 with contextlib.suppress(OSError):
                     remove_outputs(out / r["name"])
                 log.info("failed: %s: %s", r["input"], r.get("reason"))
+                if fills_outdir(r, out):
+                    raise OutputDiskFull(r)
             if bar is not None:
                 bar.update(1)
                 if report.failures:
                     bar.set_postfix(failed=len(report.failures))
 
+        full: OutputDiskFull | None = None
         try:
             if client is not None:
                 run_dask(client, tasks, on_result)
             else:
                 run_local(tasks, n_workers, threads, on_result)
+        except OutputDiskFull as e:
+            full = e
         finally:
             if bar is not None:
                 bar.close()
+        if full is not None:
+            _stop_on_full_disk(out, full.result, report, len(tasks))
         write_failures(out, report.failures)
     report.seconds = _time.perf_counter() - t_start
     return report
+
+
+def _stop_on_full_disk(out: Path, r: dict[str, Any], report: BatchReport, n_tasks: int) -> None:
+    """The batch's output disk is full: list the failures if that can still be written, then one line."""
+    with contextlib.suppress(WriteError, OSError):
+        write_failures(out, report.failures)
+    left = n_tasks - len(report.processed) - len(report.failures)
+    raise WriteError(
+        f"batch stopped: {r.get('reason')}. Every further recording would fail the same way: "
+        f"{left} left undone, {len(report.processed)} done now, {len(report.skipped)} done before; "
+        "free space (or use another --outdir) and run the same command again: finished recordings "
+        "are skipped",
+        path=r.get("fault_path"), errno=r.get("errno"),
+    )
 
 
 def predict_many(

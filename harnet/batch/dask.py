@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ..errors import HarnetError, InputError
-from .worker import RecordingTask, failed_result, one_line, process_recording
+from .worker import OutputDiskFull, RecordingTask, failed_result, one_line, process_recording
 
 
 def run_dask(client: Any, tasks: list[RecordingTask], on_result: Callable[[dict], None]) -> None:
@@ -16,14 +16,18 @@ def run_dask(client: Any, tasks: list[RecordingTask], on_result: Callable[[dict]
 
     futures = client.map(process_recording, tasks, pure=False)
     by_future = dict(zip(futures, tasks))
-    for fut in as_completed(futures):
-        t = by_future[fut]
-        try:
-            r = fut.result()
-        except Exception as e:  # KilledWorker, a lost connection: this recording only
-            r = failed_result(t, e)
-        on_result(r)
-        fut.release()
+    try:
+        for fut in as_completed(futures):
+            t = by_future[fut]
+            try:
+                r = fut.result()
+            except Exception as e:  # KilledWorker, a lost connection: this recording only
+                r = failed_result(t, e)
+            on_result(r)
+            fut.release()
+    except OutputDiskFull:
+        client.cancel(futures)
+        raise
 
 
 #: How long to wait for ``--scheduler`` to answer.

@@ -9,7 +9,7 @@ import sys
 from typing import Any, Callable, Iterator
 
 from ..errors import InputError
-from .worker import RecordingTask, failed_result, init_worker, process_recording
+from .worker import OutputDiskFull, RecordingTask, failed_result, init_worker, process_recording
 
 log = logging.getLogger("harnet")
 
@@ -95,6 +95,8 @@ def run_local(tasks: list[RecordingTask], workers: int, threads: int, on_result:
                 except BrokenProcessPool:
                     broken = True
                     inflight[f] = t  # handled below with the others
+                except OutputDiskFull:
+                    raise  # stop the batch (the pool is shut down below)
                 except Exception as e:  # e.g. a result that cannot be sent back
                     on_result(failed_result(t, e))
             if broken:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fileio import atomic_write_text
-from ..errors import HarnetError
+from ..errors import DISK_FULL, HarnetError, write_error
 from ..outputs import RUN_FILE, output_paths, remove_outputs, write_outputs
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -123,7 +123,11 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
                 os.close(fd)
         out.update(status="done")
     except Exception as e:  # one bad file never stops the batch: report it
-        out.update(status="failed", error=type(e).__name__, reason=one_line(e), traceback=traceback.format_exc())
+        fault = write_error(e)  # the machine refused a write: one line naming the path, not a bare OSError
+        err = e if fault is None else fault
+        out.update(status="failed", error=type(err).__name__, reason=one_line(err), traceback=traceback.format_exc())
+        if fault is not None:
+            out.update(errno=fault.errno, fault_path=fault.path)
     out["seconds"] = round(_time.time() - t_start, 3)
     return out
 
@@ -152,3 +156,25 @@ def failed_result(t: RecordingTask, e: BaseException) -> dict[str, Any]:
         "name": t.name, "input": t.path, "status": "failed", "error": type(e).__name__,
         "reason": one_line(e), "traceback": "".join(traceback.format_exception(e)), "seconds": 0.0,
     }
+
+
+class OutputDiskFull(Exception):
+    """Raised from a result callback to stop a batch whose output disk is full."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result.get("reason", ""))
+        self.result = result
+
+
+def fills_outdir(r: dict[str, Any], out: Path) -> bool:
+    """Whether a failed result is the output disk being full (then every further one fails too)."""
+    if r.get("errno") not in DISK_FULL:
+        return False
+    p = r.get("fault_path")
+    if p is None:
+        return True
+    try:
+        Path(p).absolute().relative_to(out)
+    except ValueError:
+        return False
+    return True

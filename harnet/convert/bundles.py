@@ -375,10 +375,18 @@ def convert(source: str | Path, out_dir: str | Path, *, entry: Any = None, overw
         raise InputError(f"{path} does not exist or is not a file; give the downloaded weights file")
     _check_out_dir(out, overwrite)
     head = sniff(path)
-    if is_torch_file(head):
-        result = _convert_checkpoint(path, out, entry)
-    else:
-        result = _convert_bundle(path, out, entry)
+    created = not out.exists()
+    try:
+        if is_torch_file(head):
+            result = _convert_checkpoint(path, out, entry)
+        else:
+            result = _convert_bundle(path, out, entry)
+    except BaseException:
+        if created:  # a failed conversion (a full disk...) leaves no half-written model directory
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     stale = result / "model.onnx"  # an export of the previous weights would no longer match
     if overwrite and stale.exists():
         stale.unlink()

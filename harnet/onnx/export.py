@@ -170,10 +170,12 @@ def export_onnx(
             raise ModelError("give a path for the .onnx file (an in-memory network has no model directory)")
         path = mdir / ONNX_FILES[algorithm]
         if not writable_model_dir(mdir) and cfg.get("weights_sha256"):
-            # a read-only folder or a Hugging Face snapshot: harnet's cache, keyed by the weights
-            from ..hub import cache_dir
+            # a read-only folder or a Hugging Face snapshot: the first writable cache root, keyed by the weights
+            from .. import cachedirs
 
-            path = cache_dir() / "onnx" / str(cfg["weights_sha256"]) / ONNX_FILES[algorithm]
+            name = cfg.get("provenance", {}).get("registry_name") or str(mdir)
+            root = cachedirs.writable_root(f"the ONNX graph of {mdir}", name)
+            path = root / "onnx" / str(cfg["weights_sha256"]) / ONNX_FILES[algorithm]
     path = Path(path)
     labels = list(cfg.get("labels", []))
     num_classes = int(cfg.get("num_classes", len(labels)))
@@ -285,8 +287,8 @@ def writable_model_dir(d: Path) -> bool:
 
 def onnx_candidates(model_dir: str | Path, algorithm: str = "direct", *, config: Mapping[str, Any] | None = None) -> list[Path]:
     """Where the fp32 graph of a model directory may be, in the order they are tried: the model
-    directory, then harnet's cache under the weights' sha256. ``config``: its config.json, when
-    already read."""
+    directory, then each cache root (:mod:`harnet.cachedirs`: a shared, perhaps read-only, cache
+    first) under the weights' sha256. ``config``: its config.json, when already read."""
     from ..modeldir import read_config
 
     d = Path(model_dir)
@@ -297,9 +299,9 @@ def onnx_candidates(model_dir: str | Path, algorithm: str = "direct", *, config:
     name = ONNX_FILES[algorithm]
     candidates = [d / name]
     if sha:
-        from ..hub import cache_dir
+        from .. import cachedirs
 
-        candidates.append(cache_dir() / "onnx" / sha / name)
+        candidates += [r / "onnx" / sha / name for r in cachedirs.roots()]
     return candidates
 
 
@@ -310,24 +312,44 @@ def ensure_onnx(model_dir: str | Path, algorithm: str = "direct", *, config: Map
     ``config``: the directory's config.json, when already read.
 
     Stale: its embedded ``weights_sha256`` differs from config.json's. The export is written into
-    the model directory when that is writable (and not a Hugging Face snapshot), else into
-    harnet's cache under the weights' sha256. Exporting needs no torch.
+    the model directory when that is writable (and not a Hugging Face snapshot), else into the
+    first writable cache root (:mod:`harnet.cachedirs`) under the weights' sha256, under a lock
+    (jobs starting together export once) and by atomic rename. Exporting needs no torch.
     """
+    from .. import cachedirs
     from ..modeldir import read_config
 
     d = Path(model_dir)
     cfg = read_config(d) if config is None else config
     sha = str(cfg.get("weights_sha256", ""))
-    candidates = onnx_candidates(d, algorithm, config=cfg)
-    for c in candidates:
-        if c.is_file():
-            meta = onnx_metadata(c)
-            if "harnet_config" not in meta:
-                raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
-            if not sha or meta.get("weights_sha256") == sha:
-                return c
-            if c.parent == d and not writable_model_dir(d):
-                raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
-    target = candidates[0] if writable_model_dir(d) or not sha else candidates[1]
-    # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
-    return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
+    for c in onnx_candidates(d, algorithm, config=cfg):
+        found = _usable_graph(c, sha, d)
+        if found is not None:
+            return found
+    name = ONNX_FILES[algorithm]
+    what = f"the ONNX graph {name} of {d}"
+    if writable_model_dir(d) or not sha:
+        target = d / name
+    else:  # a read-only folder (a shared cache) or a Hugging Face snapshot
+        model = cfg.get("provenance", {}).get("registry_name") or str(d)
+        target = cachedirs.writable_root(what, model) / "onnx" / sha / name
+    with cachedirs.building(target, what):
+        found = _usable_graph(target, sha, d)  # another process exported it while this one waited
+        if found is not None:
+            return found
+        # compare with PyTorch only when torch is already loaded: the ONNX path stays torch-free
+        return export_onnx(d, target, algorithm=algorithm, verify=True, compare_torch=sys.modules.get("torch") is not None)
+
+
+def _usable_graph(c: Path, sha: str, d: Path) -> Path | None:
+    """``c`` when it is an exported graph of the weights with sha256 ``sha``; None when absent or stale."""
+    if not c.is_file():
+        return None
+    meta = onnx_metadata(c)
+    if "harnet_config" not in meta:
+        raise ModelError(f"{c} has no harnet metadata; delete it or export it again with `harnet export`")
+    if not sha or meta.get("weights_sha256") == sha:
+        return c
+    if c.parent == d and not writable_model_dir(d):
+        raise ModelError(f"{c} was exported from other weights than {d / 'model.safetensors'}; export it again")
+    return None

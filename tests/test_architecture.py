@@ -219,24 +219,18 @@ def test_checkers_catch_bad_examples(tmp_path):
 
 
 def _lint(config: Path, cwd: Path) -> tuple[int, str]:
-    import contextlib
-    import io
+    """Run import-linter in a child process: its CLI reconfigures logging with ``dictConfig``,
+    which disables every logger that exists (harnet's too) for the rest of an in-process run."""
     import os
+    import subprocess
     import sys
 
-    from importlinter.cli import lint_imports
-
-    old = os.getcwd()
-    buf = io.StringIO()
-    sys.path.insert(0, str(cwd))
-    try:
-        os.chdir(cwd)
-        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-            code = lint_imports(config_filename=str(config), no_cache=True)
-    finally:
-        os.chdir(old)
-        sys.path.remove(str(cwd))
-    return code, buf.getvalue()
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(config_filename=sys.argv[1], no_cache=True))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    r = subprocess.run([sys.executable, "-c", code, str(config)], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=300)
+    return r.returncode, r.stdout + r.stderr
 
 
 def test_layers_point_down():

@@ -4,11 +4,11 @@ Generates the file once (about 60 million samples; cached in bench/out/), runs `
 in a child process, and prints the wall time of each stage (from info.json), the end-to-end wall
 time and the child's peak RSS.
 
-    python bench/predict_week.py                       # default model (must be cached or online)
+    python bench/predict_week.py                       # default model: fetched from its registry sources
+                                                       # in order (GitHub, then the asleep 0.5.0 sdist on
+                                                       # the package index; same sha256) and converted
     python bench/predict_week.py --model DIR           # a converted model directory
-    python bench/predict_week.py --asleep-sdist        # convert the default model's weights from
-                                                       # the asleep 0.5.0 sdist on PyPI (same sha256)
-    python bench/predict_week.py --asleep-sdist --compare-backend onnx --compare-backend torch
+    python bench/predict_week.py --compare-backend onnx --compare-backend torch
                                                        # then run it again with another backend and
                                                        # compare labels, probabilities, daily hours
 
@@ -35,7 +35,6 @@ DAY = (("rest", 8.0), ("sit", 4.0), ("walk", 1.0), ("sit", 4.0), ("walk", 1.0), 
 def make_week(path: Path, days: int) -> Path:
     if path.is_file():
         return path
-    sys.path.insert(0, str(HERE.parent))
     from harnet.synth import write_scripted_cwa
 
     t = time.perf_counter()
@@ -44,22 +43,13 @@ def make_week(path: Path, days: int) -> Path:
     return path
 
 
-def asleep_model() -> Path:
-    target = OUT / "asleep-c24"
-    if (target / "config.json").is_file():
-        return target
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from _pypi import asleep_bundle  # downloads the sdist from PyPI once
-
-    bundle = asleep_bundle()
-    subprocess.run(["harnet", "convert", str(bundle), "--out", str(target), "--name", "harnet30-c24-walmsley", "--force"], check=True)
-    return target
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="harnet30-c24-walmsley")
-    ap.add_argument("--asleep-sdist", action="store_true", help="use the asleep 0.5.0 sdist's bundle (the default model's weights)")
+    ap.add_argument("--asleep-sdist", action="store_true",
+                    help="kept for old command lines: the default --model is already the default model's weights, "
+                    "which harnet fetches from every registry source in order (the asleep 0.5.0 sdist on the "
+                    "package index among them) and converts")
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--threads", type=int, default=None)
@@ -68,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     cwa = make_week(OUT / f"week{args.days}.cwa", args.days)
-    model = str(asleep_model()) if args.asleep_sdist else args.model
+    model = args.model
     out = OUT / "week-summary.csv"
     cmd = ["harnet", "predict", str(cwa), "--model", model, "--out", str(out), "--backend", args.backend, "-q"]
     if args.threads:

@@ -232,8 +232,6 @@ def predict(ctx: click.Context, inputs, demo, out, outdir, windows_out, plot, mo
     if windows_out:
         raise click.UsageError("--windows-out applies to one input with --out, not to --outdir batches")
     if plot is not None:
-        import pathlib
-
         if pathlib.Path(plot).name != plot or plot in ("", ".", ".."):
             raise click.UsageError(f"with --outdir, --plot is a file name for each recording's folder (e.g. days.png), not the path {plot!r}")
         batch["plot"] = plot

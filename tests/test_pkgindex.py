@@ -271,17 +271,26 @@ def test_html_page_parsing_follows_pep503():
     assert pkgindex.normalise("Fake_Weights..x") == "fake-weights-x"
 
 
-def test_cli_download_and_models_show_the_sources(index, monkeypatch, capsys):
+def test_cli_download_and_models_show_the_sources(index, monkeypatch, capsys, tmp_path):
+    """`harnet download` through the package index: the member must be a real (tiny) bundle, since
+    download also converts it and exports its graph for offline use (issue 18)."""
+    from _fakebundle import entry_for as bundle_entry
+    from _fakebundle import write_bundle
+
     from harnet_cli.main import main
 
-    sdist = make_sdist()
+    bundle = write_bundle(tmp_path / "bundle.joblib")
+    top = SDIST.removesuffix(".tar.gz")
+    sdist = make_sdist({f"{top}/PKG-INFO": b"Metadata-Version: 2.1\nName: fake-weights\n", f"{top}/{MEMBER}": bundle})
     index.files[f"/f/{SDIST}"] = sdist
-    entry = entry_for(sdist, urls=[index.base + "/gone/tiny.joblib.lzma"])
+    src = SdistMember(project=PROJECT, version=VERSION, filename=SDIST, sha256=sha(sdist), member=MEMBER)
+    entry = dataclasses.replace(bundle_entry(index.base + "/gone/ssl.joblib", bundle, name="tiny-sdist"), sdists=(src,))
     monkeypatch.setitem(registry._BY_NAME, entry.name, entry)
     assert main(["download", "tiny-sdist", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == f"tiny-sdist: {hub.cached_path(entry)}"
-    assert hub.cached_path(entry).read_bytes() == WEIGHTS
+    assert f"tiny-sdist: raw: {hub.cached_path(entry)}" in out.splitlines()
+    assert hub.cached_path(entry).read_bytes() == bundle
+    assert index.hits["/gone/ssl.joblib"] == 1  # the URL was tried first, then the sdist
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     default = registry.get(registry.DEFAULT_CLASSIFIER)

@@ -162,3 +162,22 @@ def file_digests(path: str | os.PathLike, algos: Iterable[str]) -> dict[str, str
             for h in hs.values():
                 h.update(b)
     return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def lock_beside(target: str | os.PathLike, waiting: str) -> Any:
+    """Acquire the ``.<name>.lock`` file lock beside ``target`` (its folder is made) and return it;
+    when another process holds it, print ``harnet: waiting for another process <waiting>`` once
+    and wait. The caller releases it. OSErrors (an unwritable folder) propagate."""
+    import sys
+
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target.parent / f".{target.name}.lock"))
+    try:
+        lock.acquire(timeout=1.0)
+    except Timeout:
+        print(f"harnet: waiting for another process {waiting}", file=sys.stderr)
+        lock.acquire()
+    return lock

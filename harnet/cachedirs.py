@@ -99,18 +99,10 @@ def building(target: Path, what: str) -> Iterator[None]:
     The lock file is ``.<name>.lock`` beside the target. Check again for the target after
     entering: another process may have built it while this one waited.
     """
-    from filelock import FileLock, Timeout
-
-    from ._fileio import faults_named
+    from ._fileio import faults_named, lock_beside
 
     with faults_named(target, what=what):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(target.parent / f".{target.name}.lock"))
-        try:
-            lock.acquire(timeout=1.0)
-        except Timeout:
-            print(f"harnet: waiting for another process building {what} ({target})", file=sys.stderr)
-            lock.acquire()
+        lock = lock_beside(target, f"building {what} ({target})")
     try:
         yield
     finally:

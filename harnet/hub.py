@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ._fileio import TMP_MARK, current_umask, faults_named, file_digests
+from ._fileio import TMP_MARK, current_umask, faults_named, file_digests, lock_beside
 from .errors import ChecksumError, ModelError, OfflineError, write_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,16 +193,8 @@ def _offline_message(name: str, path: Path, reason: str) -> str:
 
 @contextlib.contextmanager
 def _lock(path: Path, name: str) -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path.parent / f".{path.name}.lock"))
-        try:
-            lock.acquire(timeout=1.0)
-        except Timeout:
-            print(f"harnet: waiting for another process downloading {name} ({path.parent})", file=sys.stderr)
-            lock.acquire()
+        lock = lock_beside(path, f"downloading {name} ({path.parent})")
     except OSError as e:
         raise ModelError(
             f"cannot write to the weights cache {path.parent} ({e.strerror or e}): set HARNET_CACHE to a "
@@ -227,7 +219,7 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
             fault = write_error(e, path, what=f"{entry.name} into the weights cache", fix=_CACHE_FIX)
             if fault is not None and not isinstance(e, urllib.error.URLError):
                 raise fault from e  # the cache's disk, not the network: no other mirror helps
-            failures.append(f"{url}: {_reason(e)}")
+            failures.append(f"{url}: {pkgindex.why(e)}")
             continue
         if _keep_if_verified(tmp, path, entry, url, mismatches):
             return path
@@ -242,7 +234,7 @@ def _download_verified(entry: "WeightsEntry", path: Path, *, progress: bool | No
             fault = write_error(e, path, what=f"{entry.name} into the weights cache", fix=_CACHE_FIX)
             if fault is not None and not isinstance(e, (urllib.error.URLError, pkgindex.SdistNotFound)):
                 raise fault from e  # the cache's disk, not the index: no other source helps
-            failures.append(f"{what}: {e if isinstance(e, pkgindex.SdistNotFound) else _reason(e)}")
+            failures.append(f"{what}: {e if isinstance(e, pkgindex.SdistNotFound) else pkgindex.why(e)}")
             continue
         if _keep_if_verified(tmp, path, entry, what, mismatches):
             return path
@@ -279,14 +271,6 @@ def _keep_if_verified(tmp: Path, path: Path, entry: "WeightsEntry", where: str, 
     tmp.unlink()
     mismatches.append(f"{where} gave {got}")
     return False
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, urllib.error.HTTPError):
-        return f"HTTP {e.code} {e.reason}"
-    if isinstance(e, urllib.error.URLError):
-        return str(e.reason)
-    return f"{type(e).__name__}: {e}"
 
 
 def _download(url: str, path: Path, *, progress: bool | None) -> Path:

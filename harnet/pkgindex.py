@@ -380,7 +380,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
             reasons.append(f"{where} ({index.origin}): {e}")
             continue
         except (OSError, ValueError, http.client.HTTPException) as e:  # JSON and Unicode errors are ValueErrors
-            reasons.append(f"{where} ({index.origin}): {_why(e)}")
+            reasons.append(f"{where} ({index.origin}): {why(e)}")
             continue
         if link.sha256 is not None and link.sha256 != src.sha256:
             raise ChecksumError(
@@ -391,7 +391,7 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
         try:
             tmp = download(link.url)
         except (OSError, ValueError, http.client.HTTPException) as e:
-            reasons.append(f"{where}: downloading {redact(link.url)}: {_why(e)}")
+            reasons.append(f"{where}: downloading {redact(link.url)}: {why(e)}")
             continue
         try:
             got = file_digests(tmp, ["sha256"])["sha256"]
@@ -407,7 +407,8 @@ def fetch_member(src: "SdistMember", like: Path, download: Callable[[str], Path]
     raise SdistNotFound("; ".join(reasons) or "no package index configured")
 
 
-def _why(e: BaseException) -> str:
+def why(e: BaseException) -> str:
+    """A transfer error in words: ``HTTP 404 Not Found``, a URL error's reason, else type and text."""
     import urllib.error
 
     if isinstance(e, urllib.error.HTTPError):

@@ -32,18 +32,21 @@ _HMM_CLASSES = ("actinet.hmm.HMM", "actinet.hmm_utils.HMMSmoother")
 _FLAGS = ("uniform_prior", "ignore_transition_gaps", "handle_transition_gaps", "handle_sleep_transitions")
 
 
-def _dicts(obj: Any, seen: set[int]) -> Iterator[Mapping[str, Any]]:
+def walk_dicts(obj: Any, seen: set[int] | None = None) -> Iterator[Mapping[str, Any]]:
+    """Every mapping reachable from ``obj`` through mappings, lists and tuples (tensors and
+    arrays are leaves), each once."""
+    seen = set() if seen is None else seen
     if id(obj) in seen:
         return
     if isinstance(obj, Mapping):
         seen.add(id(obj))
         yield obj
         for v in obj.values():
-            yield from _dicts(v, seen)
+            yield from walk_dicts(v, seen)
     elif isinstance(obj, (list, tuple)):
         seen.add(id(obj))
         for v in obj:
-            yield from _dicts(v, seen)
+            yield from walk_dicts(v, seen)
 
 
 def hmm_settings(top: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,7 +57,7 @@ def hmm_settings(top: Mapping[str, Any]) -> dict[str, Any]:
     rule applied to sleep/sedentary changes) and transition-gap handling are recorded here so a
     reader of the model's provenance can see them, not re-implemented.
     """
-    for d in _dicts(top, set()):
+    for d in walk_dicts(top):
         if d.get("__class__") in _HMM_CLASSES:
             out: dict[str, Any] = {"class": d["__class__"]}
             for k in _FLAGS:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._fileio import file_digests
 from ..errors import ChecksumError, InputError, ModelError, UnsafePickleError
-from .actinet import hmm_settings
+from .actinet import hmm_settings, walk_dicts
 from .safepickle import REFUSAL_HINT, first_line, is_torch_file, read_bundle, sniff
 
 #: Licence of every published weight file harnet knows how to convert (not harnet's own licence).
@@ -162,26 +162,10 @@ def _convert_checkpoint(path: Path, out: Path, entry: Any) -> Path:
     )
 
 
-def _walk(obj: Any, seen: set[int] | None = None) -> Iterator[Any]:
-    """Every dict and list reachable from ``obj`` (tensors and arrays are leaves)."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return
-    if isinstance(obj, dict):
-        seen.add(id(obj))
-        yield obj
-        for v in obj.values():
-            yield from _walk(v, seen)
-    elif isinstance(obj, (list, tuple)):
-        seen.add(id(obj))
-        for v in obj:
-            yield from _walk(v, seen)
-
-
 def _find_network(top: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the dict that holds the harnet state dict, the state dict with ``module.`` stripped)."""
     found: dict[int, tuple[dict[str, Any], Mapping[str, Any]]] = {}
-    for d in _walk(top):
+    for d in walk_dicts(top):
         for v in d.values():
             if _is_tensor_map(v) and any(k.split("module.", 1)[-1].startswith("feature_extractor.") for k in v):
                 found.setdefault(id(v), (d, v))
@@ -198,7 +182,7 @@ _HMM_KEYS = (("startprob", "emissionprob", "transmat"), ("prior", "emission", "t
 
 def _find_hmm(top: dict[str, Any], path: Path) -> dict[str, Any] | None:
     found = []
-    for d in _walk(top):
+    for d in walk_dicts(top):
         for keys in _HMM_KEYS:
             if all(k in d for k in keys):
                 found.append({"prior": d[keys[0]], "emission": d[keys[1]], "transition": d[keys[2]],

@@ -16,6 +16,14 @@ NS = 1_000_000_000
 HEX = np.frombuffer(b"0123456789ABCDEF", np.uint8)
 
 
+def wrist_like(n: int, seed: int = 0, fs: float = 25) -> np.ndarray:
+    """(n, 3) float32 g at ``fs``: gravity on z plus slow sines and noise (the CLI tests' signal)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / fs
+    xyz = np.stack([0.3 * np.sin(2 * np.pi * 1.3 * t), 0.2 * np.sin(2 * np.pi * 0.7 * t), 1 + 0.1 * np.sin(2 * np.pi * 2 * t)], 1)
+    return (xyz + rng.normal(0, 0.02, xyz.shape)).astype(np.float32)
+
+
 def moving_xyz(n: int, fs: float, seed: int = 0) -> np.ndarray:
     """(n, 3) float64 g: gravity on z, a wrist-like movement and noise."""
     rng = np.random.default_rng(seed)

@@ -9,21 +9,15 @@ import select
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from harnet.io import write_cwa
 from harnet.io.cwa_writer import truncate
 from harnet_cli.main import main
 
-FS = 25
+from _devicefiles import wrist_like as moving
 
-
-def moving(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / FS
-    xyz = np.stack([0.3 * np.sin(2 * np.pi * 1.3 * t), 0.2 * np.sin(2 * np.pi * 0.7 * t), 1 + 0.1 * np.sin(2 * np.pi * 2 * t)], 1)
-    return (xyz + rng.normal(0, 0.02, xyz.shape)).astype(np.float32)
+FS = 25  # the rate wrist_like draws at by default
 
 
 @pytest.fixture

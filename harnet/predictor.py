@@ -223,13 +223,17 @@ class Predictor:
         end_ns: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
         timer: Any = None,
+        on_chunk: Callable[["WindowChunk"], None] | None = None,
     ) -> Classified:
         """Prepared windows -> probabilities -> smoothed labels, in bounded memory.
 
         ``start_ns``/``end_ns`` (int ns on the device clock): only windows starting in
         ``[start_ns, end_ns)`` are kept, before inference. ``progress(stage, done, total)``: called
         with ``"windows"`` after each chunk. ``timer``: a ``StageTimer`` (stages
-        ``preprocess``, ``windows``, ``inference``, ``hmm``).
+        ``preprocess``, ``windows``, ``inference``, ``hmm``). ``on_chunk(chunk)``: called with
+        each kept :class:`~harnet.signal.windows.WindowChunk` after its inference, so that another
+        consumer (a second model, step counting) works on the same windows without a second read
+        or preprocessing pass.
         """
         add = timer.add if timer is not None else (lambda stage, s: None)
         t0 = _time.perf_counter()
@@ -258,6 +262,9 @@ class Predictor:
                 p[ch.valid] = self.backend.predict_proba(ch.X[ch.valid])
             t1 = _time.perf_counter()
             t_inf += t1 - t2
+            if on_chunk is not None:
+                on_chunk(ch)
+                t1 = _time.perf_counter()
             starts.append(ch.starts)
             acc.append(ch.enmo_mg)
             mad.append(ch.mad_mg if ch.mad_mg is not None else np.full(len(ch.starts), np.nan, dtype=np.float32))

@@ -49,7 +49,12 @@ def _is_converted(target: Path, entry: Any) -> bool:
         cfg = json.loads(cfg_path.read_text())
     except (ValueError, OSError):
         return False
-    return cfg.get("provenance", {}).get("checksum") == entry.checksum
+    if cfg.get("provenance", {}).get("checksum") != entry.checksum:
+        return False
+    # a copy converted by an older harnet (other label names, no step counter) is converted again
+    if tuple(cfg.get("labels", ())) != tuple(getattr(entry, "labels", ()) or ()):
+        return False
+    return getattr(entry, "format", None) != "stepcount-bundle" or "steps" in cfg
 
 
 def converted_rel(entry: Any) -> Path:

@@ -34,7 +34,39 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
     "resample": "linear",
 }
 
+#: config.json's ``"steps"`` key: the step counter a walking-detector model directory carries.
+STEPS_KEY = "steps"
 
+
+def steps_config(
+    *, steptol: int, lowpass_hz: float, peak_distance_s: float, peak_prominence_g: float, source: str,
+    sample_rate: int = 30,
+) -> dict[str, Any]:
+    """The ``"steps"`` entry of a walking detector's config.json, checked.
+
+    ``steptol``: a 10-s window with fewer steps counts as 0 steps (and not walking);
+    ``lowpass_hz``: Butterworth low-pass of the step signal; ``peak_distance_s``: least time
+    between two steps; ``peak_prominence_g``: least prominence of a step's peak; ``source``:
+    where the values came from (``"stepcount bundle"``, ``"harnet train"``). Raises
+    :class:`~harnet.errors.ModelError` for values the step counter cannot use.
+    """
+    if isinstance(steptol, bool) or int(steptol) != steptol or steptol < 0:
+        raise ModelError(f"steps: steptol must be a whole number of steps >= 0, got {steptol!r}")
+    vals = {"lowpass_hz": lowpass_hz, "peak_distance_s": peak_distance_s, "peak_prominence_g": peak_prominence_g}
+    for k, v in vals.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < float(v) < float("inf")):
+            raise ModelError(f"steps: {k} must be a positive number, got {v!r}")
+    if float(lowpass_hz) >= sample_rate / 2:
+        raise ModelError(f"steps: lowpass_hz {lowpass_hz} must be below the Nyquist frequency ({sample_rate / 2} Hz)")
+    if not isinstance(source, str) or not source:
+        raise ModelError("steps: source must name where the values came from")
+    return {
+        "steptol": int(steptol),
+        "lowpass_hz": float(lowpass_hz),
+        "peak_distance_s": float(peak_distance_s),
+        "peak_prominence_g": float(peak_prominence_g),
+        "source": source,
+    }
 
 
 def sha256_file(path: str | Path) -> str:

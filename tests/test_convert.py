@@ -230,6 +230,8 @@ def test_actinet_like_bundle_reorders_hmm_to_output_order(tmp_path, monkeypatch)
 
 
 def test_stepcount_like_nested_bundle_names_codes_from_entry(tmp_path, monkeypatch):
+    """The integer classes of a stepcount bundle are named not-walking/walking; an entry's labels
+    (when given) name them instead. The full stepcount layout: tests/test_convert_stepcount.py."""
     counter = _register(monkeypatch, "stepcount.models", "StepCounter")
     detector = _register(monkeypatch, "stepcount.models", "WalkDetectorSSL")
     hmm_cls = _register(monkeypatch, "stepcount.hmm_utils", "HMMSmoother")
@@ -237,15 +239,17 @@ def test_stepcount_like_nested_bundle_names_codes_from_entry(tmp_path, monkeypat
     wd = _obj(detector, state_dict=_cheap_state_dict("harnet10", 2, seed=4), labels=[0, 1],
               hmms=_obj(hmm_cls, startprob=prior, emissionprob=emission, transmat=transmat, labels=np.array([0, 1])))
     src = tmp_path / "stepcount.joblib"
-    _dump(_obj(counter, window_sec=10, sample_rate=30, wd=wd), src)
-    with pytest.raises(ModelError, match="integer codes"):
-        convert(src, tmp_path / "o1")
+    _dump(_obj(counter, window_sec=10, sample_rate=30, steptol=4, lowpass_hz=5,
+               find_peaks_params={"distance": 0.4, "prominence": 0.3}, wd=wd), src)
+    model = load_model_dir(convert(src, tmp_path / "o1"))
+    assert model.labels == ("not-walking", "walking") and model.hmm.labels == model.labels
     entry = SimpleNamespace(name="stepcount-walk", labels=("not-walk", "walk"), window_sec=10, licence="L",
                             checksum_algo="sha256", checksum=hashlib.sha256(src.read_bytes()).hexdigest(),
                             urls=("https://example.org/ssl.joblib.lzma",), format="stepcount-bundle")
     model = load_model_dir(convert(src, tmp_path / "o2", entry=entry))
     assert model.config.arch == "harnet10" and model.labels == ("not-walk", "walk")
     assert model.hmm.labels == ("not-walk", "walk")
+    assert model.meta["steps"]["peak_distance_s"] == 0.4
 
 
 def test_joblib_inline_arrays_read_without_joblib_code(tmp_path):

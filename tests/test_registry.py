@@ -117,7 +117,7 @@ def test_classifiers_match_the_published_bundles():
     assert mw.checksum == "59a9492b50ee922c7a31f88888c5f14b"
     assert rw.format == mw.format == "actinet-bundle"
     sc = registry.get("stepcount-walk-20230208")
-    assert (sc.arch, sc.window_sec, sc.labels) == ("harnet10", 10, ("not-walk", "walk"))
+    assert (sc.arch, sc.window_sec, sc.labels) == ("harnet10", 10, ("not-walking", "walking"))
     assert sc.checksum == "eea6179f079b554d5e2c8c98ccea8423" and sc.format == "stepcount-bundle"
     assert [x.name for x in registry.list_models("classifier")] == [n for n in NAMES if n not in BACKBONES]
 

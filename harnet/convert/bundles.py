@@ -32,6 +32,8 @@ from .._fileio import file_digests
 from ..errors import ChecksumError, InputError, ModelError, UnsafePickleError
 from .actinet import hmm_settings, walk_dicts
 from .safepickle import REFUSAL_HINT, first_line, is_torch_file, read_bundle, sniff
+from .stepcount import PREPROCESSING as STEPCOUNT_PREPROCESSING
+from .stepcount import WALK_CLASS_NAMES, step_parameters
 
 #: Licence of every published weight file harnet knows how to convert (not harnet's own licence).
 LICENCE = "Oxford Academic Use Licence (non-commercial research only)"
@@ -233,6 +235,10 @@ def _bundle_format(cls: str, entry: Any, path: Path) -> str:
 def _preprocessing(fmt: str) -> dict[str, Any]:
     from ..modeldir import DEFAULT_PREPROCESSING
 
+    if fmt == "stepcount-bundle":
+        # stepcount reads recordings with actipy: calibrated, non-wear removed, no low-pass,
+        # nearest-neighbour resampling to 30 Hz (see .stepcount).
+        return dict(STEPCOUNT_PREPROCESSING)
     if fmt == "actinet-bundle":
         # actinet feeds unfiltered windows, each linearly resized to 30 Hz x window length
         # (reference.md section 3): no low-pass; harnet's linear resampling on timestamps gives the
@@ -240,7 +246,6 @@ def _preprocessing(fmt: str) -> dict[str, Any]:
         return {**DEFAULT_PREPROCESSING, "lowpass_hz": None, "resample": "linear"}
     # asleep's classifier was trained on calibrated data, non-wear removed, low-passed at 15-20 Hz
     # and resampled to 30 Hz (reference.md section 3): the field's default pipeline, lowpass 20 Hz.
-    # stepcount's walking detector: reference.md documents nothing specific; the field default.
     return {**DEFAULT_PREPROCESSING, "lowpass_hz": 20.0, "resample": "linear"}
 
 
@@ -258,11 +263,14 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     from ..hmm import HMM
     from ..arch import WINDOW_SEC
     from ..model import arch_from_state_dict, build
-    from ..modeldir import load_strict, save_model_dir
+    from ..modeldir import STEPS_KEY, load_strict, save_model_dir, steps_config
 
     top = read_bundle(path)
     cls = str(top.get("__class__", type(top.get("__value__", top)).__name__))
     fmt = _bundle_format(cls, entry, path)
+    extra: dict[str, Any] = {}
+    if fmt == "stepcount-bundle":  # checked first: an unfitted step counter is no walking detector
+        extra[STEPS_KEY] = steps_config(**step_parameters(top, path), source="stepcount bundle")
     holder, sd = _find_network(top, path)
     arch = arch_from_state_dict(sd)
     _check_entry_window(entry, arch, path)
@@ -275,7 +283,7 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     n_out = int(head.shape[0])
 
     entry_names = tuple(getattr(entry, "labels", ()) or ()) if entry is not None else ()
-    known = entry_names or (ASLEEP_CLASS_NAMES if fmt == "asleep-bundle" else ())
+    known = entry_names or {"asleep-bundle": ASLEEP_CLASS_NAMES, "stepcount-bundle": WALK_CLASS_NAMES}.get(fmt, ())
     names = known or None
     hmm_raw = _find_hmm(top, path)
     codes = _as_label_list(holder.get("labels")) or _as_label_list(top.get("labels"))
@@ -314,6 +322,8 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
     extra_prov: dict[str, Any] = {"upstream_class": cls, "upstream_settings": settings}
     if fmt == "actinet-bundle" and (flags := hmm_settings(top)):
         extra_prov["upstream_hmm"] = flags
+    if fmt == "stepcount-bundle":
+        extra_prov["upstream_walk_detector"] = _scalar_settings(holder)
     prov = _provenance(path, entry, f"{fmt} (pickle read with harnet's allow-listed unpickler)", extra_prov)
     desc = getattr(entry, "description", "") or f"{arch} classifier converted from {path.name} ({cls})"
     return save_model_dir(
@@ -323,7 +333,8 @@ def _convert_bundle(path: Path, out: Path, entry: Any) -> Path:
         provenance=prov,
         description=desc,
         hmm=hmm,
-        extra={"conversion": {"tensors_loaded": len(sd), "elements_loaded": int(sum(v.numel() for v in sd.values()))}},
+        extra={"conversion": {"tensors_loaded": len(sd), "elements_loaded": int(sum(v.numel() for v in sd.values()))},
+               **extra},
     )
 
 

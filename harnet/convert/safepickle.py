@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError, UnsafePickleError
 from .actinet import ACTINET_STAND_INS
+from .stepcount import STEPCOUNT_STAND_INS
 
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."  # pickle of torch's magic number
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -71,13 +72,12 @@ def _stand_in(module: str, name: str) -> type:
 
 
 #: (module, class) of the upstream objects the converter represents by inert stand-ins: the
-#: classes the asleep, stepcount and actinet tools pickle (actinet's: :mod:`harnet.convert.actinet`).
+#: classes the asleep, stepcount and actinet tools pickle (stepcount's and
+#: actinet's: :mod:`harnet.convert.stepcount`, :mod:`harnet.convert.actinet`).
 STAND_IN_CLASSES: tuple[tuple[str, str], ...] = (
     ("models", "SleepWindowSSL"),
     ("asleep.models", "SleepWindowSSL"),
-    ("stepcount.hmm_utils", "HMMSmoother"),
-    ("stepcount.models", "StepCounter"),
-    ("stepcount.models", "WalkDetectorSSL"),
+    *STEPCOUNT_STAND_INS,
     *ACTINET_STAND_INS,
 )
 _STAND_INS: dict[tuple[str, str], type] = {key: _stand_in(*key) for key in STAND_IN_CLASSES}

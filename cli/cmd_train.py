@@ -45,14 +45,22 @@ def _progress_default(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
+def _xyz(xyz_cols: str) -> list[str]:
+    cols = [c.strip() for c in xyz_cols.split(",")]
+    if len(cols) != 3:
+        raise click.BadParameter("give three comma-separated columns", param_hint="--xyz-cols")
+    return cols
+
+
 # ------------------------------------------------------------------------------------------
 
 
 @click.command("prepare", context_settings={"show_default": True})
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Window file to write (.npz).")
-@click.option("--layout", type=click.Choice(["auto", "table", "hapt", "capture24"]), default="auto",
-              help="auto: a folder of P*.csv.gz is Capture-24, a parquet with user/acc_x columns HAPT, else a table.")
+@click.option("--layout", type=click.Choice(["auto", "table", "hapt", "capture24", "steps"]), default="auto",
+              help="auto: a folder of P*.csv with timestamp/annotation columns is step-count data (OxWalk), other "
+                   "P*.csv.gz Capture-24, a parquet with user/acc_x columns HAPT, else a table.")
 @click.option("--window-sec", type=click.Choice(["5", "10", "30"]), default="10", help="Window length (s): harnet5/10/30.")
 @click.option("--step-sec", type=click.FloatRange(min=0, min_open=True), default=None, help="Start a window every STEP s (default: the window length).")
 @click.option("--min-agreement", type=click.FloatRange(min=0, max=1, min_open=True), default=0.9, help="Keep a window when its majority label covers this share of its samples.")
@@ -61,22 +69,27 @@ def _progress_default(progress: bool | None) -> bool:
 @click.option("--label-col", default="label", help="table: label column.")
 @click.option("--pid-col", default="participant", help="table: participant column ('' when the file is one participant).")
 @click.option("--recording-col", default=None, help="table: recording/session column, if a participant has several.")
-@click.option("--time-col", default="time", help="table: time column (datetimes, or numbers in --time-unit); '' to use --sample-rate.")
+@click.option("--time-col", default=None, help="table, steps: time column (datetimes, or numbers in --time-unit; default 'time', steps: 'timestamp'); table: '' to use --sample-rate.")
 @click.option("--time-unit", type=click.Choice(["s", "ms", "us", "ns"]), default="s", help="table: unit of a numeric time column.")
 @click.option("--sample-rate", type=click.FloatRange(min=0, min_open=True), default=None, help="table without a time column: samples per second.")
 @click.option("--xyz-cols", default="x,y,z", help="table: the three acceleration columns.")
 @click.option("--units", type=click.Choice(["g", "mg", "m/s2"]), default="g", help="table: acceleration units.")
 @click.option("--dictionary", type=click.Path(exists=True, dir_okay=False), default=None, help="capture24: annotation-label-dictionary.csv.")
 @click.option("--label-column", default="label:Walmsley2020", help="capture24: the dictionary's label column.")
+@click.option("--steps-col", default="annotation", help="steps: the column marking each annotated step (1 on its sample).")
+@click.option("--steptol", type=click.IntRange(min=1), default=4, help="steps: a 10-s window with at least this many steps is walking.")
 def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpass_hz, max_gap, label_col, pid_col,
-            recording_col, time_col, time_unit, sample_rate, xyz_cols, units, dictionary, label_column) -> None:
+            recording_col, time_col, time_unit, sample_rate, xyz_cols, units, dictionary, label_column, steps_col,
+            steptol) -> None:
     """Turn labelled raw recordings into a window file for `harnet train` / `harnet evaluate`.
 
     The output .npz holds X (N, 3, T) float32 in g at 30 Hz, y (labels as strings), pid,
     recording, time (window starts) and meta (JSON: geometry, preprocessing, dropped windows).
     Recordings are resampled by their timestamps; a window takes its majority label and is
     dropped when a sample is missing, when it is mostly unlabelled, or when the majority is
-    below --min-agreement.
+    below --min-agreement. Step-count data (--layout steps: per-participant tables marking each
+    step) gives 10-s windows labelled walking when they hold at least --steptol steps, for
+    training a walking detector (docs/models.md).
     """
     from harnet.train import datasets as D
     from harnet.train import prepare as P
@@ -97,10 +110,15 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
         ws = D.prepare_capture24(p, dictionary, label_column, opts, progress=lambda n: click.echo(f"reading {n}", err=True))
     elif layout == "hapt":
         ws = D.prepare_hapt(p, opts)
+    elif layout == "steps":
+        from harnet.train.steps_data import prepare_steps
+
+        ws = prepare_steps(p, opts, steptol=steptol, steps_col=steps_col, time_col=time_col or "timestamp",
+                           xyz_cols=_xyz(xyz_cols), time_unit=time_unit, units=units,
+                           progress=lambda n: click.echo(f"reading {n}", err=True))
     else:
-        cols = [c.strip() for c in xyz_cols.split(",")]
-        if len(cols) != 3:
-            raise click.BadParameter("give three comma-separated columns", param_hint="--xyz-cols")
+        cols = _xyz(xyz_cols)
+        time_col = "time" if time_col is None else time_col
         if not time_col and not sample_rate:
             raise click.UsageError("without --time-col, give --sample-rate")
         ws = D.prepare_table(p, opts, label_col=label_col, pid_col=pid_col or None, time_col=time_col or None,
@@ -122,18 +140,27 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
 @click.option("--from", "init", default="harnet10", help="Start from: a registry backbone (harnet5/10/30), a model directory, hf://org/repo, or 'none' (from scratch).")
 @click.option("--freeze", is_flag=True, help="Train only the head (the backbone stays as it is).")
 @_train_options
+@click.option("--peak-distance", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Walking detectors (step-count data): least time between two steps, s (default 0.5).")
+@click.option("--peak-prominence", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Walking detectors: least prominence of a step's peak, g (default 0.5).")
+@click.option("--step-lowpass", type=click.FloatRange(min=0, max=15, min_open=True, max_open=True), default=None,
+              help="Walking detectors: low-pass of the step signal, Hz (default 5).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def train(data, out, init, freeze, progress, **kw) -> None:
+def train(data, out, init, freeze, progress, peak_distance, peak_prominence, step_lowpass, **kw) -> None:
     """Fine-tune a harnet network on a window file and write a model directory.
 
     The result loads with harnet.load(OUT), runs with `harnet predict --model OUT` and
     publishes with `harnet push OUT --repo org/name`. Validation participants (--val-frac) are
-    held out for early stopping and the HMM, which is fitted on their predictions only.
+    held out for early stopping and the HMM, which is fitted on their predictions only. A window
+    file of step-count data gives a walking detector for `harnet predict --steps-model OUT`
+    (labels not-walking/walking, the step counter's parameters in config.json "steps").
     """
     from harnet.train.finetune import train as run
 
     opts = _topts(init, freeze, kw, _progress_default(progress))
-    res = run(data, out, opts)
+    given = {"peak_distance_s": peak_distance, "peak_prominence_g": peak_prominence, "lowpass_hz": step_lowpass}
+    res = run(data, out, opts, step_params={k: v for k, v in given.items() if v is not None} or None)
     last = res.history[res.best_epoch - 1]
     click.echo(
         f"{out}: {res.model.config.arch}, {len(res.labels)} classes, best epoch {res.best_epoch}/{len(res.history)} "

@@ -36,6 +36,17 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 
 #: config.json's ``"steps"`` key: the step counter a walking-detector model directory carries.
 STEPS_KEY = "steps"
+#: A walking detector's labels, in output order (stepcount's class 0 and 1).
+WALK_LABELS: tuple[str, str] = ("not-walking", "walking")
+#: The step counter of a walking detector trained by ``harnet train`` (docs/models.md says why):
+#: stepcount's window threshold (4 steps per 10 s, its OxWalk training and published model), its
+#: 5-Hz low-pass, and the start values of its peak-parameter search (0.5 s, 0.5 g).
+DEFAULT_STEP_PARAMS: dict[str, Any] = {
+    "steptol": 4,
+    "lowpass_hz": 5.0,
+    "peak_distance_s": 0.5,
+    "peak_prominence_g": 0.5,
+}
 
 
 def steps_config(

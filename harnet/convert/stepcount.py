@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ModelError
+from ..modeldir import WALK_LABELS
 
 #: (module, class) of the stepcount objects read as inert stand-ins.
 STEPCOUNT_STAND_INS: tuple[tuple[str, str], ...] = (
@@ -39,7 +40,7 @@ STEPCOUNT_STAND_INS: tuple[tuple[str, str], ...] = (
     ("stepcount.models", "WalkDetectorSSL"),
 )
 #: Names of the walk detector's integer classes, in index order (0 not walking, 1 walking).
-WALK_CLASS_NAMES: tuple[str, str] = ("not-walking", "walking")
+WALK_CLASS_NAMES: tuple[str, str] = WALK_LABELS
 STEP_COUNTER_CLASS = "stepcount.models.StepCounter"
 
 #: What stepcount's reader does before the walk detector (actipy: calibrate, non-wear, no

@@ -31,7 +31,8 @@ HAPT_LABELS: dict[int, str] = {
 # layouts
 
 
-def _to_g(xyz: np.ndarray, units: str) -> np.ndarray:
+def to_g(xyz: np.ndarray, units: str) -> np.ndarray:
+    """x, y, z in ``units`` (g, mg, m/s2) as g."""
     if units == "g":
         return xyz
     if units == "mg":
@@ -41,7 +42,7 @@ def _to_g(xyz: np.ndarray, units: str) -> np.ndarray:
     raise ValueError(f"units must be g, mg or m/s2, got {units!r}")
 
 
-def _time_ns(col: Any, *, time_unit: str | None, name: str) -> np.ndarray:
+def time_ns(col: Any, *, time_unit: str | None, name: str) -> np.ndarray:
     """A time column (datetime, strings, or numbers in ``time_unit``) as int64 ns."""
     import pandas as pd
 
@@ -64,7 +65,8 @@ def _time_ns(col: Any, *, time_unit: str | None, name: str) -> np.ndarray:
     return parsed.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _read_table(path: Path, columns: Sequence[str]) -> Any:
+def read_table(path: Path, columns: Sequence[str]) -> Any:
+    """Those ``columns`` of a CSV (.gz) or parquet file, as a DataFrame; a clear error otherwise."""
     import pandas as pd
 
     name = path.name.lower()
@@ -109,7 +111,7 @@ def prepare_table(
     if time_col is None and not sample_rate:
         raise ValueError("without a time column, give the sample rate (sample_rate=...)")
     cols = [c for c in (time_col, *xyz_cols, label_col, pid_col, recording_col) if c]
-    df = _read_table(path, cols)
+    df = read_table(path, cols)
     if pid_col is None:
         df["_pid"] = pid if pid is not None else path.name.split(".")[0]
         pid_col = "_pid"
@@ -136,8 +138,8 @@ def prepare_table(
         if time_col is None:
             t = np.round(np.arange(len(sub), dtype=np.float64) * (NS / float(sample_rate))).astype(np.int64)
         else:
-            t = _time_ns(sub[time_col], time_unit=time_unit, name=str(path))
-        xyz = _to_g(sub[list(xyz_cols)].to_numpy(dtype=np.float32), units)
+            t = time_ns(sub[time_col], time_unit=time_unit, name=str(path))
+        xyz = to_g(sub[list(xyz_cols)].to_numpy(dtype=np.float32), units)
         c = codes[idx]
         order = np.argsort(t, kind="stable")
         if np.any(order != np.arange(len(order))):
@@ -238,7 +240,7 @@ def _capture24_file(
         )
     except (OSError, ValueError, KeyError) as e:
         raise InputError(f"cannot read {f} as a Capture-24 file (time,x,y,z,annotation): {e}") from None
-    t = _time_ns(df["time"], time_unit=None, name=str(f))
+    t = time_ns(df["time"], time_unit=None, name=str(f))
     ann = df["annotation"]
     lut = np.array(
         [class_names.index(amap[a]) if amap.get(a) is not None else -1 for a in ann.cat.categories.astype(str)]
@@ -253,12 +255,21 @@ def _capture24_file(
 
 
 def detect_layout(p: str | Path) -> str:
-    """Which layout a labelled data set has: ``"capture24"`` (a folder of ``P*.csv.gz``),
-    ``"hapt"`` (the HAPT parquet's columns) or ``"table"`` (anything else)."""
+    """Which layout a labelled data set has: ``"steps"`` (a folder of ``P*.csv`` with OxWalk's
+    ``timestamp``/``annotation`` columns: step counts, :mod:`harnet.train.steps_data`),
+    ``"capture24"`` (a folder of ``P*.csv.gz`` with ``time``/``annotation``), ``"hapt"`` (the
+    HAPT parquet's columns) or ``"table"`` (anything else)."""
+    import pandas as pd
+
     p = Path(p)
     if p.is_dir():
-        if any(p.glob("P*.csv*")):
-            return "capture24"
+        first = next(iter(sorted(p.glob("P*.csv*"))), None)
+        if first is not None:
+            try:
+                cols = set(pd.read_csv(first, nrows=0).columns)
+            except (OSError, ValueError):  # unreadable: the Capture-24 reader names the problem
+                cols = set()
+            return "steps" if {"timestamp", "annotation"} <= cols else "capture24"
         raise InputError(f"{p} is a folder without P*.csv.gz files; give --layout")
     if p.name.lower().endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq

@@ -24,7 +24,7 @@ import math
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -358,18 +358,45 @@ def _progress(show: bool, epochs: int, per_epoch: int) -> Any:
 LICENCE_NOTE_SCRATCH = "weights trained by the user; the licence is the user's (check the training data's terms)"
 
 
+def walking_detector_config(ws: Any, src: str, step_params: Mapping[str, float] | None) -> dict[str, Any]:
+    """``{"steps": ...}`` for a window set of step-count data (its meta has ``"steps"``), else ``{}``."""
+    from ..modeldir import DEFAULT_STEP_PARAMS, STEPS_KEY, WALK_LABELS, steps_config
+
+    meta = ws.meta.get("steps")
+    if meta is None:
+        if step_params:
+            raise InputError(f"{src} holds no step-count data (harnet prepare --layout steps); peak parameters do not apply")
+        return {}
+    if ws.labels != WALK_LABELS or ws.window_sec != 10:
+        raise InputError(
+            f"{src}: step-count windows must be 10 s and hold both {list(WALK_LABELS)}; got {ws.window_sec} s, "
+            f"{list(ws.labels)}"
+        )
+    params = {**{k: v for k, v in DEFAULT_STEP_PARAMS.items() if k != "steptol"}, **dict(step_params or {})}
+    try:
+        return {STEPS_KEY: steps_config(steptol=meta["steptol"], source="harnet train", **params)}
+    except (ModelError, TypeError) as e:
+        raise InputError(f"step counter for {src}: {e}") from None
+
+
 def train(
     data: str | Path | Any,
     out_dir: str | Path,
     options: TrainOptions | None = None,
     *,
     description: str = "",
+    step_params: Mapping[str, float] | None = None,
 ) -> FitResult:
     """Train on a window file from ``harnet prepare`` and write a harnet model directory.
 
     The directory (``config.json``, ``model.safetensors``, ``hmm.json`` when the HMM is on,
     ``training.json`` with the history) loads with ``harnet.load(out_dir)`` and runs with
     ``harnet predict --model out_dir``.
+
+    Step-count data (``harnet prepare --layout steps``) gives a walking detector: labels
+    not-walking / walking and a ``"steps"`` entry in config.json (the data's ``steptol``, and
+    ``lowpass_hz``, ``peak_distance_s``, ``peak_prominence_g`` from ``step_params`` or
+    :data:`harnet.modeldir.DEFAULT_STEP_PARAMS`).
     """
     from .._fileio import atomic_write_text
     from ..modeldir import save_model_dir, sha256_file
@@ -384,6 +411,7 @@ def train(
     labels = ws.labels
     if len(labels) < 2:
         raise InputError(f"{src} has a single class ({labels}); a classifier needs two or more")
+    extra = walking_detector_config(ws, src, step_params)
     res = fit(ws.X, ws.label_index(labels), ws.pid, labels, opts, segments=ws.segments())
     prov = dict(res.info["provenance"])
     prov.setdefault("licence", LICENCE_NOTE_SCRATCH)
@@ -410,7 +438,7 @@ def train(
         description=description or f"harnet {res.model.config.arch} trained on {Path(src).name} ({', '.join(labels)})",
         hmm=res.hmm,
         extra={"training": {"options": opts.to_dict(), "best_epoch": res.best_epoch,
-                            "seconds": round(res.seconds, 1)}},
+                            "seconds": round(res.seconds, 1)}, **extra},
     )
     import json
 

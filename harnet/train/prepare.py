@@ -6,7 +6,9 @@ The output (:class:`WindowSet`, saved as ``.npz`` without pickles) holds
 - ``y`` the window labels as strings; ``pid`` the participant; ``recording`` the recording
   (a participant may have several); ``time`` the window start (datetime64[ns]);
 - ``meta``: a JSON string with the window geometry, the preprocessing, the label order, where
-  the data came from and how many windows were dropped and why.
+  the data came from and how many windows were dropped and why;
+- ``steps`` (only for step-count data, :mod:`harnet.train.steps_data`): the annotated steps in
+  each window.
 
 Every recording is resampled by its timestamps with :func:`harnet.signal.resample.resample` (the same
 code ``harnet predict`` uses) onto the midnight-aligned 30 Hz grid, then cut into windows that
@@ -49,12 +51,15 @@ class WindowSet:
     recording: np.ndarray
     time: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    steps: np.ndarray | None = None  # annotated steps per window (step-count data only)
 
     def __post_init__(self) -> None:
         n = len(self.X)
         if self.X.ndim != 3 or self.X.shape[1] != 3:
             raise InputError(f"window array X must have shape (N, 3, T), got {self.X.shape}")
-        for name in ("y", "pid", "recording", "time"):
+        if self.steps is not None:
+            self.steps = np.asarray(self.steps, dtype=np.int64)
+        for name in ("y", "pid", "recording", "time") + (("steps",) if self.steps is not None else ()):
             if len(getattr(self, name)) != n:
                 raise InputError(f"window set: {name} has {len(getattr(self, name))} entries for {n} windows")
         self.X = np.ascontiguousarray(self.X, dtype=np.float32)
@@ -107,7 +112,8 @@ class WindowSet:
 
     def subset(self, mask: np.ndarray) -> "WindowSet":
         m = np.asarray(mask)
-        return WindowSet(self.X[m], self.y[m], self.pid[m], self.recording[m], self.time[m], dict(self.meta))
+        return WindowSet(self.X[m], self.y[m], self.pid[m], self.recording[m], self.time[m], dict(self.meta),
+                         None if self.steps is None else self.steps[m])
 
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` (atomically; loads with ``allow_pickle=False``)."""
@@ -123,6 +129,7 @@ class WindowSet:
                 recording=self.recording.astype(str),
                 time=self.time,
                 meta=np.array(json.dumps(self.meta)),
+                **({} if self.steps is None else {"steps": self.steps}),
             )
         return path
 
@@ -140,7 +147,7 @@ class WindowSet:
                     )
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
                 rec = z["recording"] if "recording" in z.files else z["pid"]
-                ws = cls(z["X"], z["y"], z["pid"], rec, z["time"], meta)
+                ws = cls(z["X"], z["y"], z["pid"], rec, z["time"], meta, z["steps"] if "steps" in z.files else None)
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {path} as a window file ({e}); create it with `harnet prepare`") from None
         if ws.X.shape[2] % SAMPLE_RATE:
@@ -158,6 +165,7 @@ def concat(sets: Sequence[WindowSet], meta: Mapping[str, Any] | None = None) -> 
         np.concatenate([s.recording for s in sets]),
         np.concatenate([s.time for s in sets]),
         dict(meta or sets[0].meta),
+        np.concatenate([s.steps for s in sets]) if all(s.steps is not None for s in sets) else None,
     )
 
 
@@ -232,6 +240,51 @@ def label_windows(
     return best_lab, share, unl
 
 
+def as_ns(time: np.ndarray) -> np.ndarray:
+    """Times (datetime64[ns] or int64 ns) as int64 ns."""
+    t = np.asarray(time)
+    return t.view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)
+
+
+def empty_windows(options: WindowOptions) -> WindowSet:
+    T = options.window_sec * SAMPLE_RATE
+    return WindowSet(np.empty((0, 3, T), np.float32), np.empty(0, str), np.empty(0, str),
+                     np.empty(0, str), np.empty(0, "datetime64[ns]"))
+
+
+def cut_windows(
+    t: np.ndarray, xyz: np.ndarray, options: WindowOptions, recording: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One recording resampled onto the midnight-aligned 30 Hz grid and cut into windows.
+
+    Returns ``(view, starts, complete)``: the windows ``(N, 3, T)`` (a view, not yet copied),
+    their start times (int64 ns) and whether each has all its samples; None when the recording
+    is shorter than one window.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from ..signal.resample import resample
+    from ..timegrid import midnight_ns
+
+    T = options.window_sec * SAMPLE_RATE
+    step_n = int(round(options.step * SAMPLE_RATE))
+    step_ns = int(round(options.step * NS))
+    if len(t) < 2:
+        return None
+    if np.any(np.diff(t) <= 0):
+        raise InputError(f"recording {recording!r}: timestamps are not strictly increasing; sort and de-duplicate them")
+    origin = midnight_ns(int(t[0]))
+    g0 = origin + -(-(int(t[0]) - origin) // step_ns) * step_ns  # first step boundary at/after t0
+    xyz30 = resample(t, xyz, fs_out=SAMPLE_RATE, lowpass_hz=options.lowpass_hz,
+                     max_gap_s=options.max_gap_s, grid_start_ns=g0, grid_stop_ns=int(t[-1]) + 1)
+    if len(xyz30) < T:
+        return None
+    view = sliding_window_view(xyz30, T, axis=0)[::step_n]  # (N, 3, T), no copy yet
+    complete = ~np.isnan(view).any(axis=(1, 2))
+    starts = g0 + np.arange(len(view), dtype=np.int64) * step_ns
+    return view, starts, complete
+
+
 def windows_from_recording(
     time: np.ndarray,
     xyz: np.ndarray,
@@ -249,36 +302,14 @@ def windows_from_recording(
     int per sample indexing ``class_names`` (-1: no usable label). ``counts`` (if given) gets
     the number of candidate, kept and dropped windows added per reason.
     """
-    from ..signal.resample import resample
-    from ..timegrid import midnight_ns
-
-    t = np.asarray(time)
-    t = t.view(np.int64) if t.dtype.kind == "M" else t.astype(np.int64)
+    t = as_ns(time)
     codes = np.asarray(codes, dtype=np.int64)
-    T = options.window_sec * SAMPLE_RATE
-    step_n = int(round(options.step * SAMPLE_RATE))
-    step_ns = int(round(options.step * NS))
-    win_ns = options.window_sec * NS
-    empty = WindowSet(np.empty((0, 3, T), np.float32), np.empty(0, str), np.empty(0, str),
-                      np.empty(0, str), np.empty(0, "datetime64[ns]"))
-    if len(t) < 2:
-        return empty
-    if np.any(np.diff(t) <= 0):
-        raise InputError(f"recording {recording!r}: timestamps are not strictly increasing; sort and de-duplicate them")
-    origin = midnight_ns(int(t[0]))
-    g0 = origin + -(-(int(t[0]) - origin) // step_ns) * step_ns  # first step boundary at/after t0
-    xyz30 = resample(t, xyz, fs_out=SAMPLE_RATE, lowpass_hz=options.lowpass_hz,
-                     max_gap_s=options.max_gap_s, grid_start_ns=g0, grid_stop_ns=int(t[-1]) + 1)
-    m = len(xyz30)
-    if m < T:
-        return empty
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    view = sliding_window_view(xyz30, T, axis=0)[::step_n]  # (N, 3, T), no copy yet
+    cut = cut_windows(t, xyz, options, recording)
+    if cut is None:
+        return empty_windows(options)
+    view, starts, complete = cut
     n = len(view)
-    complete = ~np.isnan(view).any(axis=(1, 2))
-    starts = g0 + np.arange(n, dtype=np.int64) * step_ns
-    lab, share, unl = label_windows(t, codes, starts, win_ns, len(class_names))
+    lab, share, unl = label_windows(t, codes, starts, options.window_sec * NS, len(class_names))
     unlabelled = complete & ((lab < 0) | (unl > share))
     mixed = complete & ~unlabelled & (share < options.min_agreement - 1e-12)
     keep = complete & ~unlabelled & ~mixed

@@ -46,5 +46,8 @@ def convert(source: Path, out: Path, name: str | None, force: bool) -> None:
         what += f", labels: {', '.join(cfg['labels'])}"
     if (model_dir / "hmm.json").is_file():
         what += ", with HMM"
+    if steps := cfg.get("steps"):
+        what += (f", step counter: steptol {steps['steptol']}, low-pass {steps['lowpass_hz']:g} Hz, "
+                 f"peaks {steps['peak_distance_s']:g} s apart, prominence {steps['peak_prominence_g']:g} g")
     click.echo(f"{model_dir}: {what}; loaded {conv.get('tensors_loaded')} tensors, "
                f"{conv.get('elements_loaded'):,} elements; source sha256 {prov.get('sha256')}")

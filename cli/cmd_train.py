@@ -166,7 +166,19 @@ def train(data, out, init, freeze, progress, peak_distance, peak_prominence, ste
         f"{out}: {res.model.config.arch}, {len(res.labels)} classes, best epoch {res.best_epoch}/{len(res.history)} "
         f"(val loss {last['val_loss']:.4f}, val acc {last['val_acc']:.3f}), {res.seconds:.0f} s"
         + (", hmm.json written" if res.hmm is not None else "")
+        + _steps_note(Path(out))
     )
+
+
+def _steps_note(model_dir: Path) -> str:
+    """``", walking detector: ..."`` when the model directory carries a step counter."""
+    import json
+
+    steps = json.loads((model_dir / "config.json").read_text()).get("steps")
+    if not steps:
+        return ""
+    return (f", walking detector (steptol {steps['steptol']}, peaks {steps['peak_distance_s']:g} s apart, "
+            f"prominence {steps['peak_prominence_g']:g} g, low-pass {steps['lowpass_hz']:g} Hz)")
 
 
 @click.command("evaluate", context_settings={"show_default": True})

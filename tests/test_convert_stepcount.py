@@ -90,7 +90,10 @@ def test_hmm_and_weights_equal_the_bundle_s(bundle, converted):
 def test_cli_convert_writes_the_steps_config(bundle, tmp_path, capsys):
     out = tmp_path / "walk"
     assert cli_main(["convert", str(bundle), "--out", str(out)]) == 0
-    assert "Oxford Academic Use Licence" in capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert "Oxford Academic Use Licence" in cap.err
+    assert "labels: not-walking, walking, with HMM, step counter: steptol 4, low-pass 5 Hz" in cap.out
+    assert "peaks 0.3133 s apart, prominence 0.2417 g" in cap.out
     assert json.loads((out / "config.json").read_text())["steps"]["steptol"] == SB.STEPTOL
 
 

@@ -110,7 +110,9 @@ def test_train_gives_a_walking_detector_following_the_contract(oxwalk, tmp_path,
     mdir = tmp_path / "walk-model"
     rc = main(["train", str(data), "--out", str(mdir), "--from", "none", "--epochs", "2", "--batch-size", "8",
                "--threads", "1", "--seed", "3", "--val-frac", "0.3", "--no-progress"])
-    assert rc == 0, capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "walking detector (steptol 4, peaks 0.5 s apart, prominence 0.5 g, low-pass 5 Hz)" in cap.out
     cfg = json.loads((mdir / "config.json").read_text())
     assert cfg["arch"] == "harnet10" and cfg["window_sec"] == 10
     assert cfg["labels"] == ["not-walking", "walking"]

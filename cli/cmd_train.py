@@ -141,9 +141,9 @@ def prepare(input_path, out, layout, window_sec, step_sec, min_agreement, lowpas
 @click.option("--freeze", is_flag=True, help="Train only the head (the backbone stays as it is).")
 @_train_options
 @click.option("--peak-distance", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Walking detectors (step-count data): least time between two steps, s (default 0.5).")
+              help="Walking detectors (step-count data): least time between two steps, s (default 0.4).")
 @click.option("--peak-prominence", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Walking detectors: least prominence of a step's peak, g (default 0.5).")
+              help="Walking detectors: least prominence of a step's peak, g (default 0.2).")
 @click.option("--step-lowpass", type=click.FloatRange(min=0, max=15, min_open=True, max_open=True), default=None,
               help="Walking detectors: low-pass of the step signal, Hz (default 5).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")

@@ -40,12 +40,14 @@ STEPS_KEY = "steps"
 WALK_LABELS: tuple[str, str] = ("not-walking", "walking")
 #: The step counter of a walking detector trained by ``harnet train`` (docs/models.md says why):
 #: stepcount's window threshold (4 steps per 10 s, its OxWalk training and published model), its
-#: 5-Hz low-pass, and the start values of its peak-parameter search (0.5 s, 0.5 g).
+#: 5-Hz low-pass, and the peak parameters stepcount's own tests of its peak counter use (0.4 s,
+#: 0.2 g; inside the bounds its fit searches). The same values as the step counter's defaults for
+#: a model that carries none (issue 16 part B).
 DEFAULT_STEP_PARAMS: dict[str, Any] = {
     "steptol": 4,
     "lowpass_hz": 5.0,
-    "peak_distance_s": 0.5,
-    "peak_prominence_g": 0.5,
+    "peak_distance_s": 0.4,
+    "peak_prominence_g": 0.2,
 }
 
 

@@ -112,7 +112,7 @@ def test_train_gives_a_walking_detector_following_the_contract(oxwalk, tmp_path,
                "--threads", "1", "--seed", "3", "--val-frac", "0.3", "--no-progress"])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
-    assert "walking detector (steptol 4, peaks 0.5 s apart, prominence 0.5 g, low-pass 5 Hz)" in cap.out
+    assert "walking detector (steptol 4, peaks 0.4 s apart, prominence 0.2 g, low-pass 5 Hz)" in cap.out
     cfg = json.loads((mdir / "config.json").read_text())
     assert cfg["arch"] == "harnet10" and cfg["window_sec"] == 10
     assert cfg["labels"] == ["not-walking", "walking"]
@@ -128,9 +128,9 @@ def test_train_gives_a_walking_detector_following_the_contract(oxwalk, tmp_path,
 def test_train_takes_peak_parameters_and_checks_them(oxwalk, tmp_path):
     ws = prepare_steps(oxwalk, steptol=5)
     opts = TrainOptions(init="none", epochs=1, batch_size=8, threads=1, hmm=False, val_frac=0.3)
-    train(ws, tmp_path / "m", opts, step_params={"peak_distance_s": 0.35, "peak_prominence_g": 0.2})
+    train(ws, tmp_path / "m", opts, step_params={"peak_distance_s": 0.35, "peak_prominence_g": 0.3})
     steps = json.loads((tmp_path / "m" / "config.json").read_text())["steps"]
-    assert steps["steptol"] == 5 and steps["peak_distance_s"] == 0.35 and steps["peak_prominence_g"] == 0.2
+    assert steps["steptol"] == 5 and steps["peak_distance_s"] == 0.35 and steps["peak_prominence_g"] == 0.3
     assert steps["lowpass_hz"] == DEFAULT_STEP_PARAMS["lowpass_hz"]
     with pytest.raises(InputError, match="peak_prominence_g"):
         train(ws, tmp_path / "m2", opts, step_params={"peak_prominence_g": -1.0})

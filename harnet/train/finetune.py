@@ -375,7 +375,7 @@ def walking_detector_config(ws: Any, src: str, step_params: Mapping[str, float] 
     params = {**{k: v for k, v in DEFAULT_STEP_PARAMS.items() if k != "steptol"}, **dict(step_params or {})}
     try:
         return {STEPS_KEY: steps_config(steptol=meta["steptol"], source="harnet train", **params)}
-    except (ModelError, TypeError) as e:
+    except (ModelError, TypeError, KeyError) as e:
         raise InputError(f"step counter for {src}: {e}") from None
 
 

@@ -20,12 +20,19 @@ MEDIAN_SAMPLES = 1_000_000
 RATE_STEPS = 1_000_000
 
 
+def magnitudes(sub: Any) -> Any:
+    """float64 vector magnitudes (g) of rows ``(k, 3)`` (row by row: the same values in blocks)."""
+    import numpy as np
+
+    sub = np.asarray(sub).astype(np.float64)
+    return np.sqrt((sub * sub).sum(axis=1))
+
+
 def median_of(sub: Any) -> float:
     """Median vector magnitude (g) of the sub-sampled rows ``sub`` (every ``median_step``-th)."""
     import numpy as np
 
-    sub = np.asarray(sub).astype(np.float64)
-    return float(np.median(np.sqrt((sub * sub).sum(axis=1))))
+    return float(np.median(magnitudes(sub)))
 
 
 def median_step(n: int) -> int:

@@ -50,7 +50,7 @@ class DeviceStream:
         ``on_block(t, xyz, d)`` with each block and its time steps ``d`` (``d[0]``: from the
         previous block's last sample; absent for the first block, so ``len(d)`` is ``len(t) - 1``
         there). Raises :class:`NotStreamable` when a whole-file repair is needed."""
-        from harnet.io.checks import RATE_STEPS, check_units, fill_span_info, median_of, median_step, time_steps
+        from harnet.io.checks import RATE_STEPS, check_units, fill_span_info, magnitudes, median_step, time_steps
 
         info = self.info
         step = median_step(self.n)
@@ -76,7 +76,7 @@ class DeviceStream:
             if prev is None:
                 first = int(t[0])
             prev = last = int(t[-1])
-            subs.append(xyz[(-pos) % step :: step].copy())
+            subs.append(magnitudes(xyz[(-pos) % step :: step]))
             if need_head and head_n < RATE_STEPS:
                 heads.append(d[: RATE_STEPS - head_n].copy())
                 head_n += len(heads[-1])
@@ -90,7 +90,7 @@ class DeviceStream:
         info["NumTimesBackwards"] = 0
         info["NumDuplicateTimes"] = 0
         info["NumNonFinite"] = 0
-        check_units(info, self.path, None, median_of(np.concatenate(subs)), (last - first) / 1e9)
+        check_units(info, self.path, None, float(np.median(np.concatenate(subs))), (last - first) / 1e9)
         fill_span_info(info, (tot[0], tot[1], tot[2], tot[3], tot[4]), pos, first, last,
                        lambda: np.concatenate(heads) if heads else np.empty(0, np.int64))
         self.first_ns, self.last_ns = first, last

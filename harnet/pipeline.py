@@ -329,14 +329,11 @@ def read_recording(path: str | Path, opts: PredictOptions, *, progress: Callable
     """A device file ready for :func:`predict_recording`: streamed (pass 1 done, the samples read
     again block by block later: :mod:`harnet.signal.stream`) where its format allows, else read
     whole with :func:`harnet.io.read_device`. Both give the same outputs. ``block_blocks``: file
-    blocks per streamed block (default: the reader's 4 MiB chunks; tests make it tiny)."""
+    blocks (512 bytes) per streamed block (default: the reader's own chunks; tests make it tiny)."""
     from .io import read_device
     from .signal.stream import read_streamed
 
-    reader = dict(opts.reader)
-    if block_blocks is not None:
-        reader["chunk_blocks"] = int(block_blocks)
-    rec = read_streamed(path, max_gap_s=opts.max_gap_s, progress=progress, **reader)
+    rec = read_streamed(path, max_gap_s=opts.max_gap_s, progress=progress, block_blocks=block_blocks, **opts.reader)
     return rec if rec is not None else read_device(path, progress=progress, **opts.reader)
 
 

@@ -21,8 +21,8 @@ _spec = importlib.util.spec_from_file_location("make_golden", HERE / "golden" / 
 G = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(G)
 
-#: the goldens' CWA inputs (the other formats are read whole: see harnet.io.stream)
-REAL_CWA = [(rel, extra) for rel, extra in G.REAL if rel.endswith(".cwa")]
+#: the goldens' device-file inputs (tables are read whole: see harnet.io.stream)
+REAL_CWA = [(rel, extra) for rel, extra in G.REAL if rel.endswith((".cwa", ".bin", ".gt3x"))]
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,9 @@ def test_streamed_device_file_is_byte_identical(rel, golden_setup):
     path = G.DEVICES / rel
     if not path.exists():
         pytest.skip(f"{path} not present (only in the project's own checkout)")
-    # 2 file blocks: 240 samples (a few seconds), under the filter margin that chunks carry
-    _compare(path, _opts(dict(REAL_CWA)[rel]), pred, work, rel.replace("/", "__"), 2)
+    # CWA: 2 file blocks, 240 samples (a few seconds), under the filter margin that chunks carry;
+    # .gt3x/.bin: their readers' smallest chunks
+    _compare(path, _opts(dict(REAL_CWA)[rel]), pred, work, rel.replace("/", "__"), 2 if rel.endswith(".cwa") else 16)
 
 
 def test_pass1_matches_the_whole_recording(golden_setup):

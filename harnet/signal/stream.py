@@ -127,7 +127,6 @@ class StreamedRecording:
 
     def __init__(self, stream: "DeviceStream", *, max_gap_s: float = 1.0, window_sec: float = 10) -> None:
         self.stream = stream
-        self.info = stream.info
         stats = StatsBuilder(window_sec)
         rate = RateCounter(max_gap_s)
 
@@ -136,6 +135,7 @@ class StreamedRecording:
             rate.add(d)
 
         stream.scan(on_block)
+        self.info = stream.info
         self.stats = stats.finish()
         self._rate = rate
         self.n = stream.n
@@ -176,12 +176,12 @@ def time_range(rec: Any) -> tuple[int, int] | None:
 
 
 def read_streamed(path: str | Path, *, max_gap_s: float = 1.0, progress: Callable[[str, int, int], None] | None = None,
-                  **reader: Any) -> StreamedRecording | None:
+                  block_blocks: int | None = None, **reader: Any) -> StreamedRecording | None:
     """Pass 1 over a device file that streams (:func:`harnet.io.stream.open_stream`), or None: the
     caller then reads it whole with :func:`harnet.io.read_device` (same outputs)."""
     from ..io.stream import NotStreamable, open_stream
 
-    stream = open_stream(path, progress=progress, **reader)
+    stream = open_stream(path, progress=progress, block_blocks=block_blocks, **reader)
     if stream is None:
         return None
     try:

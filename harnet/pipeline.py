@@ -98,11 +98,14 @@ def _clock_offset_ns(rec: Any, window_sec: int, tz: str | None) -> int:
     """
     import pandas as pd
 
-    if not tz or not len(rec):
+    from .signal.stream import time_range
+
+    rng = time_range(rec)
+    if not tz or rng is None:
         return 0
     from .timegrid import NS, midnight_ns
 
-    t0 = int(rec.time[:1].view(np.int64)[0])
+    t0 = rng[0]
     win = int(window_sec) * NS
     m = midnight_ns(t0)
     first = m + (t0 - m) // win * win
@@ -157,7 +160,8 @@ def predict_recording(
     progress: Callable[[str, int, int], None] | None = None,
     timer: StageTimer | None = None,
 ) -> PredictResult:
-    """Classify an in-memory :class:`harnet.io.Recording` (see :func:`predict_file`).
+    """Classify an in-memory :class:`harnet.io.Recording`, or a streamed file
+    (:func:`read_recording`), see :func:`predict_file`.
 
     ``predictor``: a ready :class:`harnet.predictor.Predictor` (a batch worker's); otherwise one
     is made from ``options`` (``model_dir``/``backend``: an already resolved directory or a ready
@@ -188,7 +192,10 @@ def predict_recording(
                 f"--single-sleep-block and --require-sleep-above need a model with sleep and sedentary classes; "
                 f"{opts.model} has {list(labels)}"
             )
-    span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
+    from .signal.stream import time_range
+
+    rng = time_range(rec)
+    span_s = (rng[1] - rng[0]) / 1e9 if rng else 0.0
     if span_s < window_sec:
         # processed, not refused: real short test files must still give (empty) summaries
         rec.warn(
@@ -317,6 +324,19 @@ def _study(df: Any, summ: Any, labels: tuple[str, ...], window_sec: int, cut: An
     return _Study(daily, st.minutes, st.hours, st.sleep, st.bouts, st.overall, st.notes)
 
 
+def read_recording(path: str | Path, opts: PredictOptions, *, progress: Callable[[str, int, int], None] | None = None,
+                   block_blocks: int | None = None) -> Any:
+    """A device file ready for :func:`predict_recording`: streamed (pass 1 done, the samples read
+    again block by block later: :mod:`harnet.signal.stream`) where its format allows, else read
+    whole with :func:`harnet.io.read_device`. Both give the same outputs. ``block_blocks``: file
+    blocks (512 bytes) per streamed block (default: the reader's own chunks; tests make it tiny)."""
+    from .io import read_device
+    from .signal.stream import read_streamed
+
+    rec = read_streamed(path, max_gap_s=opts.max_gap_s, progress=progress, block_blocks=block_blocks, **opts.reader)
+    return rec if rec is not None else read_device(path, progress=progress, **opts.reader)
+
+
 def predict_file(
     path: str | Path,
     model: str | None = None,
@@ -347,14 +367,12 @@ def predict_file(
     ``progress(stage, done, total)``: called with ``"read"`` (bytes of the file) and then
     ``"windows"`` (windows classified) so that a caller can show progress; nothing is printed.
     """
-    from .io import read_device
-
     opts = options or PredictOptions()
     if model is not None or kwargs:
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
     timer = StageTimer()
     t0 = _time.perf_counter()
-    rec = read_device(path, progress=progress, **opts.reader)
+    rec = read_recording(path, opts, progress=progress)
     timer.add("read", _time.perf_counter() - t0)
     try:
         res = predict_recording(rec, opts, progress=progress, timer=timer)

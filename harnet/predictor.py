@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io.recording import Recording
     from .modeldir import ModelConfig, Preprocessing
     from .signal.nonwear import NonwearResult
+    from .signal.stream import StreamedRecording
     from .signal.windows import WindowChunk
 
 
@@ -203,7 +204,7 @@ class Predictor:
 
     # -- windows as predict prepares them --------------------------------------------------------
 
-    def prepare(self, rec: "Recording", options: Any = None) -> tuple[dict[str, Any], "NonwearResult | None"]:
+    def prepare(self, rec: "Recording | StreamedRecording", options: Any = None) -> tuple[dict[str, Any], "NonwearResult | None"]:
         """Calibrate gravity (in place) and find non-wear, as the model and ``options`` (a
         :class:`harnet.pipeline.PredictOptions`) say; returns (info fields, non-wear or None)."""
         return prepare_recording(rec, self.preprocessing, options)
@@ -235,6 +236,8 @@ class Predictor:
         consumer (a second model, step counting) works on the same windows without a second read
         or preprocessing pass.
         """
+        from .signal.stream import time_range
+
         add = timer.add if timer is not None else (lambda stage, s: None)
         t0 = _time.perf_counter()
         info, nonwear = self.prepare(rec, options)
@@ -243,7 +246,8 @@ class Predictor:
         starts, acc, mad, valid, nw, has_data, probs = [], [], [], [], [], [], []
         t_win = t_inf = 0.0
         done = 0
-        span_s = float((rec.time[-1] - rec.time[0]) / np.timedelta64(1, "s")) if len(rec) else 0.0
+        rng = time_range(rec)
+        span_s = (rng[1] - rng[0]) / 1e9 if rng else 0.0
         span: list[int] = []  # the first and last window start seen (for a range that holds none)
         t1 = _time.perf_counter()
         for ch in self.chunks(rec, nonwear, options):
@@ -329,9 +333,10 @@ def prepare_recording(rec: "Recording", prep: "Preprocessing", options: Any = No
     (the standard deviation of ``intercept + slope * a`` is ``|slope|`` times that of ``a``)
     instead of being computed again.
     """
-    from .signal.calibrate import calibrate_gravity
+    from .signal.calibrate import calibrate_gravity, fit_gravity
     from .signal.nonwear import detect_nonwear
     from .signal.stats import window_stats
+    from .signal.stream import StreamedRecording
 
     std_g = (getattr(options, "nonwear_std_mg", 15.0) if options is not None else 15.0) / 1000.0
     patience = getattr(options, "nonwear_patience_min", 90.0) if options is not None else 90.0
@@ -340,10 +345,15 @@ def prepare_recording(rec: "Recording", prep: "Preprocessing", options: Any = No
     calibrate = prep.calibrate_gravity if opt_cal is None else opt_cal
     detect = prep.detect_nonwear if opt_nw is None else opt_nw
     info: dict[str, Any] = {}
-    stats = window_stats(rec) if (calibrate or detect) else None
+    streamed = isinstance(rec, StreamedRecording)
+    stats = (rec.stats if streamed else window_stats(rec)) if (calibrate or detect) else None
     if calibrate:
         min_std_g = getattr(options, "calibration_stdtol_min", None) if options is not None else None
-        info.update(calibrate_gravity(rec, stationary_std_g=std_g, stats=stats, min_std_g=min_std_g))
+        if streamed:  # pass 1's statistics; the correction is applied to each block of pass 2
+            cal, rec.calibration = fit_gravity(stats, rec.warn, stationary_std_g=std_g, min_std_g=min_std_g)
+            info.update(cal)
+        else:
+            info.update(calibrate_gravity(rec, stationary_std_g=std_g, stats=stats, min_std_g=min_std_g))
         if info.get("CalibOK") == 1:
             stats = stats.calibrated([info[f"Calib{a}Slope"] for a in "xyz"])
     else:
@@ -361,13 +371,18 @@ def window_chunks(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
     """:func:`harnet.signal.windows.iter_chunks` with the model's preprocessing: its low-pass,
     resampling method and anti-alias cap. ``options`` (a :class:`harnet.pipeline.PredictOptions`)
     may override the low-pass (``lowpass_hz``; ``"model"`` keeps the model's) and ``max_gap_s``."""
-    from .signal.windows import iter_chunks
+    from .signal.stream import StreamedRecording
+    from .signal.windows import chunks_from_blocks, iter_chunks
 
     lowpass = prep.lowpass_hz
     if options is not None:
         if getattr(options, "lowpass_hz", "model") != "model":
             lowpass = options.lowpass_hz
         max_gap_s = getattr(options, "max_gap_s", max_gap_s)
+    if isinstance(rec, StreamedRecording):  # pass 2 of a streamed file
+        return chunks_from_blocks(rec.blocks(), first_ns=rec.first_ns, last_ns=rec.last_ns, rate=rec.rate(max_gap_s),
+                                  window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
+                                  method=prep.resample, antialias=prep.antialias)
     return iter_chunks(rec, window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
                        method=prep.resample, antialias=prep.antialias)
 

@@ -87,14 +87,13 @@ def process_recording(task: RecordingTask) -> dict[str, Any]:
     t_start = _time.time()
     out: dict[str, Any] = {"name": task.name, "input": task.path}
     try:
-        from ..io import read_device
-        from ..pipeline import PredictOptions, StageTimer, predict_recording
+        from ..pipeline import PredictOptions, StageTimer, predict_recording, read_recording
 
         opts = PredictOptions(**task.options)
         predictor = worker_predictor(task)
         timer = StageTimer()
         t0 = _time.perf_counter()
-        rec = read_device(task.path, **opts.reader)
+        rec = read_recording(task.path, opts)
         timer.add("read", _time.perf_counter() - t0)
         res = predict_recording(rec, opts, predictor=predictor, timer=timer)
         del rec

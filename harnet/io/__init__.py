@@ -33,11 +33,8 @@ _LAZY = {
 
 __all__ = ["read_device", "block_reader", "SUFFIXES", "READERS", *_LAZY]
 
-# plausibility of gravity-included acceleration in g
-PLAUSIBLE_G = (0.5, 2.0)
-MS2_AS_G = (6.0, 14.0)  # a median |a| here means m/s^2 read as g
-MIN_SECONDS_FOR_UNIT_CHECK = 10.0
-GAP_NS = 1_000_000_000
+from harnet.io.checks import GAP_NS, MIN_SECONDS_FOR_UNIT_CHECK, MS2_AS_G, PLAUSIBLE_G  # noqa: F401 (public here too)
+
 _CHUNK = 4_000_000
 
 
@@ -53,6 +50,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+def kind_of(path: Path) -> str | None:
+    """The reader kind of a path by its suffix (``cwa``, ``gt3x``, ``geneactiv``, ``table``), or None."""
+    return _kind(path)
 
 
 def _kind(path: Path) -> str | None:
@@ -193,29 +195,17 @@ def block_reader(path: str | os.PathLike, **kw: Any) -> Any:
     raise InputError(f"{path}: block_reader streams .gt3x, .agdc and .bin files; use read_device for this format")
 
 
-def _median_magnitude(xyz: Any) -> float:
-    import numpy as np
-
-    step = max(1, len(xyz) // 1_000_000)
-    sub = xyz[::step].astype(np.float64)
-    return float(np.median(np.sqrt((sub * sub).sum(axis=1))))
-
-
 def _time_steps(t: Any) -> tuple[int, int, int, int, int]:
-    """One pass over int64 times: (steps back, repeated times, intervals shorter than
-    :data:`GAP_NS`, the other intervals (gaps), the summed length of the short ones in ns)."""
+    """One pass over int64 times: :func:`harnet.io.checks.time_steps`, a block at a time."""
     import numpy as np
 
-    n_back = n_dup = n_int = n_gap = span = 0
+    from harnet.io.checks import time_steps
+
+    tot = [0, 0, 0, 0, 0]
     for a in range(0, len(t) - 1, _CHUNK):
-        d = np.diff(t[a : a + _CHUNK + 1])
-        n_back += int((d < 0).sum())
-        n_dup += int((d == 0).sum())
-        small = d < GAP_NS
-        n_int += int(small.sum())
-        n_gap += int(len(d) - small.sum())
-        span += int(d[small].sum())
-    return n_back, n_dup, n_int, n_gap, span
+        for k, v in enumerate(time_steps(np.diff(t[a : a + _CHUNK + 1]))):
+            tot[k] += v
+    return tot[0], tot[1], tot[2], tot[3], tot[4]
 
 
 def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recording":
@@ -263,41 +253,15 @@ def finalize(rec: "Recording", path: Path, units_given: str | None) -> "Recordin
     info["NumNonFinite"] = n_bad
 
     # 3. units
-    med = _median_magnitude(xyz)
-    info["MedianMagnitude(g)"] = round(med, 4)
-    dur_s = (int(t[-1]) - int(t[0])) / 1e9
-    if units_given == "g" and MS2_AS_G[0] <= med <= MS2_AS_G[1]:
-        raise InputError(
-            f"{path}: median acceleration magnitude is {med:.2f} 'g', which is gravity in m/s^2; "
-            "pass units='m/s2' (CLI: --units m/s2) if the values are in m/s^2"
-        )
-    if not PLAUSIBLE_G[0] <= med <= PLAUSIBLE_G[1] and dur_s >= MIN_SECONDS_FOR_UNIT_CHECK:
-        hint = " (were values given in g with units='m/s2'?)" if units_given == "m/s2" and med < 0.2 else ""
-        warn.append(
-            f"median acceleration magnitude is {med:.3f} g, outside the {PLAUSIBLE_G[0]}-{PLAUSIBLE_G[1]} g expected "
-            f"with gravity included{hint}; check the units and columns"
-        )
+    from harnet.io.checks import RATE_STEPS, check_units, fill_span_info, median_of, median_step
+
+    check_units(info, path, units_given, median_of(xyz[:: median_step(len(xyz))]), (int(t[-1]) - int(t[0])) / 1e9)
 
     # 4. rates, gaps, span
     n = len(t)
     if n_back or n_dup or n_bad:
         steps = _time_steps(t)
-    _, _, n_int, n_gap, span = steps
-    info["NumGaps"] = n_gap
-    if info.get("SampleRate") is None:
-        if n >= 2:
-            d = np.diff(t[: min(n, 1_000_001)])
-            info["SampleRate"] = round(1e9 / float(np.median(d)), 3)
-        else:
-            info["SampleRate"] = None
-            warn.append("a single sample: the sample rate cannot be estimated; pass sample_rate")
-    if info.get("SampleRateEffective") is None:
-        info["SampleRateEffective"] = n_int / (span / 1e9) if span > 0 else None
-    start = np.datetime64(int(t[0]), "ns")
-    end = np.datetime64(int(t[-1]), "ns")
-    info["StartTime"] = str(start.astype("datetime64[s]")).replace("T", " ")
-    info["EndTime"] = str(end.astype("datetime64[s]")).replace("T", " ")
-    info["NumSamples"] = n
+    fill_span_info(info, steps, n, int(t[0]), int(t[-1]), lambda: np.diff(t[: min(n, RATE_STEPS + 1)]))
     if n_back or n_dup or n_bad:
         return Recording(t.view("datetime64[ns]"), xyz, info)
     return rec

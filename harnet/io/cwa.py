@@ -266,29 +266,38 @@ def _resolve_overlaps(
     return masks, kept
 
 
-def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks: int = CHUNK_BLOCKS,
-             progress: Callable[[str, int, int], None] | None = None) -> Recording:
-    """Read an Axivity ``.cwa`` or ``.cwa.gz`` file: accelerometer samples in g, device-local time.
+@dataclass
+class CwaPlan:
+    """What pass 1 of the CWA reader knows before any sample is decoded: the valid blocks, their
+    sample times, which samples are kept, where each block's samples land in the output (in time
+    order), the sample count and the reader's info. ``in_file_order``: the output is the kept
+    blocks in file order, so the file can be decoded chunk by chunk straight into time order."""
 
-    Blocks with a wrong checksum or impossible fields are skipped and counted in
-    ``info["ReadErrors"]``; a truncated last block is ignored with a warning; a recording
-    restarted inside the file becomes a gap; samples whose time earlier data in the file
-    already covers are dropped and counted in ``info["NumDroppedOverlap"]``.
-    ``use_fraction=False`` ignores the fractional-second timestamps, as actipy does (times then
-    agree with actipy within 1 ms; with fractions they are smoother and differ by < 1 sample).
-    ``progress("read", done, total)`` reports bytes as the file is read (twice: two passes).
-    """
+    path: Path
+    chunk_blocks: int
+    b: _Blocks
+    start: np.ndarray
+    span: np.ndarray
+    kept: np.ndarray
+    keep_mask: dict
+    blk_dest: np.ndarray
+    n_total: int
+    in_file_order: bool
+    info: dict
+
+
+def plan_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks: int = CHUNK_BLOCKS,
+             report: Callable[[int], None] | None = None) -> CwaPlan:
+    """Pass 1 of :func:`read_cwa` (block headers only; ``report(bytes read)``): see :class:`CwaPlan`."""
     path = Path(path)
     hdr = read_header(path)
-    size = path.stat().st_size
-    report = (lambda k: None) if progress is None else (lambda k: lambda pos: progress("read", k * size + pos, 2 * size))
     warnings: list[str] = []
     if hdr["short"]:
         raise _bad_file(path, "ends inside its 1024-byte header: no data blocks; re-copy the recording from the device")
     if hdr["header_length"] != HEADER - 4:
         warnings.append(f"header length field is {hdr['header_length']}, expected 1020; assumed a 1024-byte header")
     try:
-        b, stats = _pass1(path, chunk_blocks, use_fraction, report(0))
+        b, stats = _pass1(path, chunk_blocks, use_fraction, report)
     except (OSError, EOFError, zlib.error) as exc:
         raise _bad_file(path, f"cannot be read to the end ({exc}); the file is damaged or incomplete; re-copy it") from None
     if stats["partial_bytes"]:
@@ -339,73 +348,13 @@ def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks
             key[j] = _sample_times(start[j], span[j], cs[j], np.flatnonzero(m)[:1])[0]
     live = np.flatnonzero(kept > 0)
     order = live[np.argsort(key[live], kind="stable")]
-    if np.any(np.diff(order) < 0):
+    in_file_order = not np.any(np.diff(order) < 0)
+    if not in_file_order:
         warnings.append("data blocks were out of time order (recording restarted in the same file); sorted by time")
     blk_dest = np.zeros(nb, np.int64)
     blk_dest[order] = np.concatenate(([0], np.cumsum(kept[order])[:-1]))
     n_total = int(kept.sum())
     restarts = int(np.sum(np.diff(b.sequence) < 0) + np.sum(np.diff(b.session) != 0)) if nb > 1 else 0
-
-    partial_blocks = np.fromiter(keep_mask, np.int64, len(keep_mask))
-    time_out = np.empty(n_total, dtype=np.int64)
-    xyz_out = np.empty((n_total, 3), dtype=np.float32)
-
-    # --- pass 2: decode samples straight into place
-    pos = 0  # position in b (valid blocks are in file order)
-    try:
-        for first, blocks, partial in _iter_chunks(path, chunk_blocks, report(1)):
-            if partial or pos >= nb:
-                continue
-            end = int(np.searchsorted(b.index, first + len(blocks), side="left"))
-            if end == pos:
-                continue
-            sl = slice(pos, end)
-            local = b.index[sl] - first
-            for fmt, (kind, cap) in FORMATS.items():
-                m = (b.fmt[sl] == fmt) & (kept[sl] > 0)
-                if not m.any():
-                    continue
-                rows = np.flatnonzero(m) + pos
-                data = np.ascontiguousarray(blocks[local[m], 30:510])
-                if kind == "packed":
-                    vals = decode_packed(data.view("<u4"))
-                elif kind == "int16x3":
-                    vals = decode_int16(data.view("<i2"), 3, 0, b.scale[rows])
-                else:
-                    vals = decode_int16(data.view("<i2"), 6, ACCEL_FIRST_6AXIS, b.scale[rows])
-                i = np.arange(cap)[None, :]
-                cnt = cs[rows][:, None]
-                times = _sample_times(start[rows][:, None], span[rows][:, None], cnt, i)
-                d0 = int(blk_dest[rows[0]])
-                if (
-                    not keep_mask
-                    and np.all(cs[rows] == cap)
-                    and np.array_equal(blk_dest[rows] - d0, np.arange(len(rows)) * cap)
-                ):  # the usual case: full blocks landing one after another
-                    xyz_out[d0 : d0 + len(rows) * cap] = vals.reshape(-1, 3)
-                    time_out[d0 : d0 + len(rows) * cap] = times.reshape(-1)
-                    continue
-                mask = i < cnt
-                if keep_mask:  # partly covered blocks: keep only the new samples
-                    for r in np.flatnonzero(np.isin(rows, partial_blocks)):
-                        mask[r, : cs[rows[r]]] &= keep_mask[int(rows[r])]
-                    rank = np.cumsum(mask, axis=1) - 1
-                else:
-                    rank = i
-                dest = (blk_dest[rows][:, None] + rank)[mask]
-                xyz_out[dest] = vals[mask]
-                time_out[dest] = times[mask]
-            pos = end
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _bad_file(path, f"cannot be read to the end ({exc}); the file is damaged or incomplete; re-copy it") from None
-    # a block straddling a whole shorter session can still interleave: sort samples (rare)
-    from harnet.io.recording import strictly_increasing
-
-    time_out, xyz_out, n_back, n_dup = strictly_increasing(time_out, xyz_out)
-    dropped += n_dup
-    if n_back:
-        warnings.append(f"sample times went backwards {n_back} time(s) across blocks; samples sorted by time")
-
     codes, code_counts = np.unique(b.rate_code, return_counts=True)
     main_code = int(codes[np.argmax(code_counts)])
     fs_main = float(b.fs[np.argmax(b.rate_code == main_code)])
@@ -427,6 +376,107 @@ def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks
         "NumSessionRestarts": restarts,
         "Warnings": warnings,
     }
+    # pass 2 reads only the blocks' place, format, count and scale: free the rest (a month at
+    # 100 Hz has 2 million blocks)
+    none = np.empty(0, np.int64)
+    b = _Blocks(b.index, b.fmt, b.count, b.scale, none, none, none, none, none, none)
+    del t0, t1, join, first_t, last_t, key, live, order
+    return CwaPlan(path, chunk_blocks, b, start, span, kept, keep_mask, blk_dest, n_total, in_file_order, info)
+
+
+def decoded_chunks(plan: CwaPlan, report: Callable[[int], None] | None = None) -> Iterator[list[tuple[object, np.ndarray, np.ndarray]]]:
+    """Pass 2: per chunk of the file, the decoded samples as ``[(dest, xyz (k, 3), times (k,)), ...]``
+    (one entry per sample format present): ``dest`` is the output position of the first sample
+    (an int, the samples land one after another) or an index array."""
+    b, start, span, kept, keep_mask, blk_dest = plan.b, plan.start, plan.span, plan.kept, plan.keep_mask, plan.blk_dest
+    cs = b.count
+    nb = len(b.index)
+    partial_blocks = np.fromiter(keep_mask, np.int64, len(keep_mask))
+    pos = 0  # position in b (valid blocks are in file order)
+    try:
+        for first, blocks, partial in _iter_chunks(plan.path, plan.chunk_blocks, report):
+            if partial or pos >= nb:
+                continue
+            end = int(np.searchsorted(b.index, first + len(blocks), side="left"))
+            if end == pos:
+                continue
+            sl = slice(pos, end)
+            local = b.index[sl] - first
+            out: list[tuple[object, np.ndarray, np.ndarray]] = []
+            for fmt, (kind, cap) in FORMATS.items():
+                m = (b.fmt[sl] == fmt) & (kept[sl] > 0)
+                if not m.any():
+                    continue
+                rows = np.flatnonzero(m) + pos
+                data = np.ascontiguousarray(blocks[local[m], 30:510])
+                if kind == "packed":
+                    vals = decode_packed(data.view("<u4"))
+                elif kind == "int16x3":
+                    vals = decode_int16(data.view("<i2"), 3, 0, b.scale[rows])
+                else:
+                    vals = decode_int16(data.view("<i2"), 6, ACCEL_FIRST_6AXIS, b.scale[rows])
+                i = np.arange(cap)[None, :]
+                cnt = cs[rows][:, None]
+                times = _sample_times(start[rows][:, None], span[rows][:, None], cnt, i)
+                d0 = int(blk_dest[rows[0]])
+                if (
+                    not keep_mask
+                    and np.all(cs[rows] == cap)
+                    and np.array_equal(blk_dest[rows] - d0, np.arange(len(rows)) * cap)
+                ):  # the usual case: full blocks landing one after another
+                    out.append((d0, vals.reshape(-1, 3), times.reshape(-1)))
+                    continue
+                mask = i < cnt
+                if keep_mask:  # partly covered blocks: keep only the new samples
+                    for r in np.flatnonzero(np.isin(rows, partial_blocks)):
+                        mask[r, : cs[rows[r]]] &= keep_mask[int(rows[r])]
+                    rank = np.cumsum(mask, axis=1) - 1
+                else:
+                    rank = i
+                dest = (blk_dest[rows][:, None] + rank)[mask]
+                out.append((dest, vals[mask], times[mask]))
+            pos = end
+            if out:
+                yield out
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _bad_file(plan.path, f"cannot be read to the end ({exc}); the file is damaged or incomplete; re-copy it") from None
+
+
+def read_cwa(path: str | os.PathLike, *, use_fraction: bool = True, chunk_blocks: int = CHUNK_BLOCKS,
+             progress: Callable[[str, int, int], None] | None = None) -> Recording:
+    """Read an Axivity ``.cwa`` or ``.cwa.gz`` file: accelerometer samples in g, device-local time.
+
+    Blocks with a wrong checksum or impossible fields are skipped and counted in
+    ``info["ReadErrors"]``; a truncated last block is ignored with a warning; a recording
+    restarted inside the file becomes a gap; samples whose time earlier data in the file
+    already covers are dropped and counted in ``info["NumDroppedOverlap"]``.
+    ``use_fraction=False`` ignores the fractional-second timestamps, as actipy does (times then
+    agree with actipy within 1 ms; with fractions they are smoother and differ by < 1 sample).
+    ``progress("read", done, total)`` reports bytes as the file is read (twice: two passes).
+    """
+    path = Path(path)
+    size = path.stat().st_size if path.exists() else 0
+    report = (lambda k: None) if progress is None else (lambda k: lambda pos: progress("read", k * size + pos, 2 * size))
+    plan = plan_cwa(path, use_fraction=use_fraction, chunk_blocks=chunk_blocks, report=report(0))
+    time_out = np.empty(plan.n_total, dtype=np.int64)
+    xyz_out = np.empty((plan.n_total, 3), dtype=np.float32)
+    # --- pass 2: decode samples straight into place
+    for parts in decoded_chunks(plan, report(1)):
+        for dest, vals, times in parts:
+            if isinstance(dest, int):
+                xyz_out[dest : dest + len(vals)] = vals
+                time_out[dest : dest + len(vals)] = times
+            else:
+                xyz_out[dest] = vals
+                time_out[dest] = times
+    # a block straddling a whole shorter session can still interleave: sort samples (rare)
+    from harnet.io.recording import strictly_increasing
+
+    time_out, xyz_out, n_back, n_dup = strictly_increasing(time_out, xyz_out)
+    info = plan.info
+    info["NumDroppedOverlap"] += n_dup
+    if n_back:
+        info["Warnings"].append(f"sample times went backwards {n_back} time(s) across blocks; samples sorted by time")
     rec = Recording(time_out.view("datetime64[ns]"), xyz_out, info)
     rec.info["NumSamples"] = len(rec)
     return rec

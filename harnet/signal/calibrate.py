@@ -103,6 +103,38 @@ def calibrate_gravity(
     """
     if stats is None or stats.window_sec != window_sec:
         stats = window_stats(rec, window_sec)
+    info, fit = fit_gravity(stats, rec.warn, stationary_std_g=stationary_std_g, window_sec=window_sec,
+                            min_windows=min_windows, sphere_crit=sphere_crit, max_iter=max_iter, tol=tol,
+                            accept_mg=accept_mg, min_std_g=min_std_g)
+    if fit is not None:
+        apply_gravity(rec.xyz, *fit)
+    return info
+
+
+def apply_gravity(xyz: np.ndarray, intercept: np.ndarray, slope: np.ndarray) -> None:
+    """``xyz[:, k] = intercept[k] + slope[k] * xyz[:, k]`` in place, in float32 (a block or the
+    whole recording: the same values either way)."""
+    for k in range(3):
+        col = xyz[:, k]  # a view: scale and shift in place, no copy of the recording
+        col *= np.float32(slope[k])
+        col += np.float32(intercept[k])
+
+
+def fit_gravity(
+    stats: WindowStats,
+    warn: Any,
+    *,
+    stationary_std_g: float = 0.015,
+    window_sec: float = 10,
+    min_windows: int = 50,
+    sphere_crit: float = 0.3,
+    max_iter: int = 1000,
+    tol: float = 1e-10,
+    accept_mg: float = 10.0,
+    min_std_g: float | None = None,
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`calibrate_gravity` without touching samples: (info fields, (intercept, slope) to
+    apply, or None when not applied). ``warn(message)`` receives the rejection warning."""
     still = stats.stationary(stationary_std_g)
     if min_std_g:
         with np.errstate(invalid="ignore"):
@@ -127,14 +159,14 @@ def calibrate_gravity(
             f"skipped: {len(means)} stationary {window_sec:g}-s windows, {min_windows} needed "
             "(normal for recordings shorter than about a day)"
         )
-        return info
+        return info, None
     lacking = [ax for k, ax in enumerate(_AXES) if not (means[:, k].min() < -sphere_crit and means[:, k].max() > sphere_crit)]
     if lacking:
         info["CalibNote"] = (
             f"skipped: stationary windows do not reach beyond +-{sphere_crit} g on axis {', '.join(lacking)} "
             "(the device was not still in enough orientations)"
         )
-        return info
+        return info, None
     intercept, slope, iters, _ = _fit_sphere(means, max_iter, tol)
     after = _sphere_error(intercept + slope * means) * 1000.0
     info["CalibNumIters"] = iters
@@ -143,14 +175,10 @@ def calibrate_gravity(
             f"rejected: the fit leaves {after:.1f} mg from the unit sphere (before {before:.1f} mg, "
             f"accepted only below {accept_mg:g} mg and when better); data left uncalibrated"
         )
-        rec.warn(f"gravity calibration {info['CalibNote']}")
-        return info
-    for k in range(3):
-        col = rec.xyz[:, k]  # a view: scale and shift in place, no copy of the recording
-        col *= np.float32(slope[k])
-        col += np.float32(intercept[k])
+        warn(f"gravity calibration {info['CalibNote']}")
+        return info, None
     info.update({"CalibOK": 1, "CalibErrorAfter(mg)": round(after, 3), "CalibNote": ""})
     for k, ax in enumerate(_AXES):
         info[f"Calib{ax}Intercept"] = float(intercept[k])
         info[f"Calib{ax}Slope"] = float(slope[k])
-    return info
+    return info, (intercept, slope)

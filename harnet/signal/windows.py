@@ -162,6 +162,38 @@ def iter_chunks(
     20 Hz low-pass (``enmo_lowpass_hz``; None: unfiltered), as actipy and the UK Biobank tool
     do, so ``acc`` stays comparable with the peers' whatever the model's preprocessing.
     """
+    t = as_ns(rec.time)
+    if len(t) == 0:
+        raise InputError("the recording holds no samples; check the device file (it may be empty or unreadable)")
+    rate = effective_rate(t, max_gap_s) if fs_in is None else float(fs_in)
+    return chunks_from_blocks(
+        iter([(t, rec.xyz)]), first_ns=int(t[0]), last_ns=int(t[-1]), rate=rate, window_sec=window_sec, fs_out=fs_out,
+        lowpass_hz=lowpass_hz, nonwear=nonwear, max_gap_s=max_gap_s, chunk_sec=chunk_sec, method=method,
+        antialias=antialias, enmo_lowpass_hz=enmo_lowpass_hz,
+    )
+
+
+def chunks_from_blocks(
+    blocks: Iterator[tuple[np.ndarray, np.ndarray]],
+    *,
+    first_ns: int,
+    last_ns: int,
+    rate: float,
+    window_sec: int,
+    fs_out: int = SAMPLE_RATE,
+    lowpass_hz: float | None = None,
+    nonwear: "NonwearResult | None" = None,
+    max_gap_s: float = 1.0,
+    chunk_sec: int = 21_600,
+    method: str = "linear",
+    antialias: bool = False,
+    enmo_lowpass_hz: float | None = 20.0,
+) -> Iterator[WindowChunk]:
+    """:func:`iter_chunks` on samples that arrive as blocks ``(int64 ns times, (k, 3) g)`` in time
+    order (strictly increasing across blocks), from ``first_ns`` to ``last_ns``, measured at
+    ``rate`` Hz. Only the samples one chunk needs (plus its filter margins and one block ahead)
+    are held; each chunk sees exactly the samples it would see in the whole recording, so the
+    windows do not depend on the block size."""
     fs_out = int(fs_out)
     T = int(round(window_sec * fs_out))
     if T <= 0 or abs(T - window_sec * fs_out) > 1e-9:
@@ -170,11 +202,6 @@ def iter_chunks(
     chunk_ns = int(round(chunk_sec * NS))
     if chunk_ns <= 0 or chunk_ns % win_ns:
         raise ValueError(f"chunk_sec ({chunk_sec}) must be a positive multiple of window_sec ({window_sec})")
-    t = as_ns(rec.time)
-    n = len(t)
-    if n == 0:
-        raise InputError("the recording holds no samples; check the device file (it may be empty or unreadable)")
-    rate = effective_rate(t, max_gap_s) if fs_in is None else float(fs_in)
     cut = effective_cutoff(lowpass_hz, rate, fs_out, antialias)
     e_cut = effective_cutoff(enmo_lowpass_hz, rate, fs_out, False)
     sos = None if cut is None else design_lowpass(cut, rate)
@@ -183,10 +210,13 @@ def iter_chunks(
     margin_ns = int(filter_margin_s(lowest, max_gap_s) * NS)
     gap_ns = float(max_gap_s) * NS
 
-    origin = midnight_ns(t[0])
-    w_first = (int(t[0]) - origin) // win_ns
-    w_last = (int(t[-1]) - origin) // win_ns
+    origin = midnight_ns(first_ns)
+    w_first = (int(first_ns) - origin) // win_ns
+    w_last = (int(last_ns) - origin) // win_ns
     per_chunk = chunk_ns // win_ns
+    bt = np.empty(0, np.int64)  # the samples held: from one before the chunk's margin on
+    bx = np.empty((0, 3), np.float32)
+    done = False
     c_first = w_first // per_chunk
     c_last = w_last // per_chunk
     for c in range(c_first, c_last + 1):
@@ -194,6 +224,20 @@ def iter_chunks(
         wb = min(w_last + 1, (c + 1) * per_chunk)
         g0 = origin + wa * win_ns
         g1 = origin + wb * win_ns
+        new_t, new_x = [bt], [bx]
+        last = int(bt[-1]) if len(bt) else None
+        while not done and (last is None or last <= g1 + margin_ns):  # up to one sample past the margin
+            nxt = next(blocks, None)
+            if nxt is None:
+                done = True
+            elif len(nxt[0]):
+                new_t.append(as_ns(nxt[0]))
+                new_x.append(nxt[1])
+                last = int(new_t[-1][-1])
+        if len(new_t) > 1:  # one concatenation per chunk, whatever the block size
+            bt, bx = (new_t[1], new_x[1]) if len(new_t) == 2 and not len(bt) else (np.concatenate(new_t), np.concatenate(new_x))
+        del new_t, new_x
+        t, xyz, n = bt, bx, len(bt)
         a = int(np.searchsorted(t, g0 - margin_ns, side="left"))
         b = int(np.searchsorted(t, g1 + margin_ns, side="right"))
         nwin = wb - wa
@@ -209,7 +253,7 @@ def iter_chunks(
             a = max(0, a - 1)
             b = min(n, b + 1)
             edges = g0 + np.arange(nwin + 1, dtype=np.int64) * win_ns
-            xyz30, esum = resample_core(t[a:b], rec.xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
+            xyz30, esum = resample_core(t[a:b], xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
             # g0 is grid point wa * T of the midnight grid: make_windows needs no padding
             starts, X, complete = make_windows(xyz30, origin, wa * T, window_sec, fs=fs_out)
             del xyz30
@@ -228,3 +272,7 @@ def iter_chunks(
             enmo_mg=enmo,
             mad_mg=mad,
         )
+        # the next chunk starts at g1: keep from the sample before its margin
+        drop = max(0, int(np.searchsorted(bt, g1 - margin_ns, side="left")) - 1)
+        if drop:
+            bt, bx = bt[drop:], bx[drop:]

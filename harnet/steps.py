@@ -131,7 +131,7 @@ class StepCounter:
         counted, peaks = count_steps_magnitude(cv[sel], self.params, fs=SAMPLE_RATE, return_peaks=self.step_times)
         steps = np.where(valid, 0.0, np.nan)
         steps[ci[sel]] = counted
-        walking = detected & (steps > 0)
+        walking = detected & (np.nan_to_num(steps, nan=-1.0) >= self.params.steptol)  # stepcount: W = Y >= steptol
         step_ns = None
         if self.step_times:
             idx = ci[sel]

@@ -95,15 +95,14 @@ class StepCounter:
             raise InputError(f"the activity windows have {ch.X.shape[-1]} samples, the steps model needs {k} x {T}")
         X = np.ascontiguousarray(ch.X.reshape(N, 3, k, T).transpose(0, 2, 1, 3)).reshape(N * k, 3, T)
         starts = (ch.starts.view(np.int64)[:, None] + np.arange(k, dtype=np.int64) * (self.window_sec * _NS)).reshape(-1)
-        complete = ~np.isnan(X).any(axis=(1, 2))
-        valid = complete & ~np.repeat(np.asarray(ch.nonwear, dtype=bool), k)
+        v = magnitude(X)
+        valid = np.isfinite(v).all(axis=1) & ~np.repeat(np.asarray(ch.nonwear, dtype=bool), k)  # NaN samples give NaN
         raw = np.full(N * k, -1, dtype=np.int64)
         t1 = _time.perf_counter()
         if valid.any():
             p = self.detector.backend.predict_proba(X[valid])
             raw[valid] = np.argmax(np.asarray(p), axis=1)
         t2 = _time.perf_counter()
-        v = magnitude(X)
         enmo = np.where(valid, np.maximum(v, 0.0).mean(axis=1, dtype=np.float64) * 1000.0, np.nan)
         # keep the magnitude of the windows that can hold a step: the HMM may label any of them walking
         rng = np.where(valid, v.max(axis=1) - v.min(axis=1), 0.0)

@@ -64,6 +64,13 @@ OPTIONS = [
                  help="CSV: 1-based line the table starts on (its column names, if any); earlier lines are skipped (as actinet)."),
     click.option("--csv-delimiter", callback=_delimiter, default=None,
                  help="CSV: field separator, one character or tab/semicolon/space (default ,)."),
+    click.option("--steps", is_flag=True,
+                 help="Also count steps (stepcount's method) with the registry's walking detector "
+                      "stepcount-walk-20230208, on the same windows: per-10-s steps table, steps and walking "
+                      "minutes in the minute/hour/daily tables, cadence, walking bouts."),
+    click.option("--steps-model", default=None, metavar="NAME|DIR",
+                 help="Count steps with this walking detector (registry name or model directory) instead; implies --steps."),
+    click.option("--step-times", is_flag=True, help="With --steps: also write the time of every step (<stem>-steptimes.parquet)."),
 ]
 
 
@@ -91,4 +98,7 @@ def apply(kw: dict[str, Any], reader: dict[str, Any], popts: dict[str, Any], *, 
     if delimiter is not None:
         reader["delimiter"] = delimiter
     popts["calibration_stdtol_min"] = kw.pop("calibration_stdtol_min")
+    popts["steps"], popts["steps_model"], popts["step_times"] = kw.pop("steps"), kw.pop("steps_model"), kw.pop("step_times")
+    if popts["step_times"] and not (popts["steps"] or popts["steps_model"]):
+        raise click.UsageError("--step-times needs --steps (or --steps-model NAME|DIR)")
     return bool(kw.pop("force_download"))

@@ -30,7 +30,8 @@ NEUTRAL_OPTIONS = ("model", "backend", "threads", "batch_size", "device")
 
 
 #: The study tables (docs/outputs.md) inside ``DIR/<name>/``; removed with the rest when redone.
-STUDY_FILES = ("minutes.parquet", "minutes.csv", "hours.parquet", "hours.csv", "sleep.csv", "bouts.csv")
+STUDY_FILES = ("minutes.parquet", "minutes.csv", "hours.parquet", "hours.csv", "sleep.csv", "bouts.csv",
+               "steps.parquet", "steptimes.parquet")
 
 
 def output_paths(
@@ -52,13 +53,16 @@ def output_paths(
             "hours": o.with_name(f"{stem}-hours.{table_format}"),
             "sleep": o.with_name(f"{stem}-sleep.csv"),
             "bouts": o.with_name(f"{stem}-bouts.csv"),
+            "steps": o.with_name(f"{stem}-steps.parquet"),
+            "step_times": o.with_name(f"{stem}-steptimes.parquet"),
         }
     if outdir is None:
         raise InputError("give --out PATH.csv or --outdir DIR")
     d = Path(outdir) / (name or "recording")
     return {"daily": d / "summary.csv", "windows": d / "timeseries.parquet", "info": d / "info.json",
             "minutes": d / f"minutes.{table_format}", "hours": d / f"hours.{table_format}",
-            "sleep": d / "sleep.csv", "bouts": d / "bouts.csv"}
+            "sleep": d / "sleep.csv", "bouts": d / "bouts.csv", "steps": d / "steps.parquet",
+            "step_times": d / "steptimes.parquet"}
 
 
 def _is_csv(p: Path) -> bool:
@@ -161,13 +165,14 @@ def write_outputs(
         paths["windows"] = Path(windows_path)
     if plot is not None:
         paths["plot"] = Path(plot)
-    tables = {k: getattr(result, k, None) for k in ("minutes", "hours", "sleep", "bouts")}
+    tables = {k: getattr(result, k, None) for k in ("minutes", "hours", "sleep", "bouts", "steps", "step_times")}
     for k, t in tables.items():
-        if t is None:  # no sleep class: no sleep table (said once in info.json "Notes")
+        if t is None:  # no sleep class: no sleep table (said once in info.json "Notes"); steps only with --steps
             paths.pop(k, None)
     fix = "then run again (or give another --out/--outdir)"
     what = {"daily": "the daily summary", "windows": "the per-window series", "info": "info.json", "plot": "the plot",
-            "minutes": "the minute table", "hours": "the hour table", "sleep": "the sleep table", "bouts": "the bouts table"}
+            "minutes": "the minute table", "hours": "the hour table", "sleep": "the sleep table", "bouts": "the bouts table",
+            "steps": "the steps table", "step_times": "the step times"}
     with contextlib.ExitStack() as stack:
         tmps = {k: stack.enter_context(atomic_path(p, what=what.get(k, ""), fix=fix)) for k, p in paths.items()}
         # each step names its own file when the machine refuses the write (disk full, read-only...)

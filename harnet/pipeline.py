@@ -60,9 +60,24 @@ class PredictOptions:
     lowpass_hz: float | None | str = "model"
     max_gap_s: float = 1.0
     reader: dict[str, Any] = field(default_factory=dict)
+    steps: bool = False  # count steps with the registry's walking detector (harnet.steps)
+    steps_model: str | None = None  # another walking detector (name or directory); implies steps
+    step_times: bool = False  # also write the time of every step
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for k, off in _OPT_IN_OFF.items():  # opt-in outputs: info.json (and resume) unchanged while off
+            if d[k] == off:
+                del d[k]
+        return d
+
+    @property
+    def counts_steps(self) -> bool:
+        return bool(self.steps or self.steps_model)
+
+
+#: Options of opt-in outputs, left out of info.json's ``options`` while they are off.
+_OPT_IN_OFF: dict[str, Any] = {"steps": False, "steps_model": None, "step_times": False}
 
 
 @dataclass
@@ -76,6 +91,8 @@ class PredictResult:
     hours: Any = None  # hour table
     sleep: Any = None  # one row per night, None for a model without a sleep class
     bouts: Any = None  # one row per bout
+    steps: Any = None  # one row per window of the walking detector (with --steps)
+    step_times: Any = None  # one row per step (with --step-times)
 
 
 class StageTimer:
@@ -159,13 +176,15 @@ def predict_recording(
     predictor: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
     timer: StageTimer | None = None,
+    steps_predictor: Any = None,
 ) -> PredictResult:
     """Classify an in-memory :class:`harnet.io.Recording`, or a streamed file
     (:func:`read_recording`), see :func:`predict_file`.
 
     ``predictor``: a ready :class:`harnet.predictor.Predictor` (a batch worker's); otherwise one
     is made from ``options`` (``model_dir``/``backend``: an already resolved directory or a ready
-    backend object).
+    backend object). ``steps_predictor``: a ready Predictor of the walking detector (with
+    ``options.steps``; otherwise one is made from ``options.steps_model``).
     """
     import pandas as pd
 
@@ -209,8 +228,14 @@ def predict_recording(
         )
     lo, hi = _parse_bound(opts.start, opts.timezone), _parse_bound(opts.end, opts.timezone)
     offset = _clock_offset_ns(rec, window_sec, opts.timezone)
+    stepper = None
+    if opts.counts_steps or steps_predictor is not None:  # the walking detector is checked before any work
+        from .steps import step_counter
+
+        stepper = step_counter(opts, window_sec, steps_predictor)
     res = predictor.classify(
         rec, opts, start_ns=_bound_ns(lo, offset), end_ns=_bound_ns(hi, offset), progress=progress, timer=timer,
+        on_chunk=stepper.on_chunk if stepper is not None else None,
     )
     valid_a = res.valid
     if not valid_a.any():
@@ -250,6 +275,16 @@ def predict_recording(
     t5 = _time.perf_counter()
     study = _study(df, summ, labels, window_sec, cut, opts)
     timer.add("measures", _time.perf_counter() - t5)
+    steps_df = step_times = None
+    if stepper is not None:
+        from .steps import step_outputs
+
+        so = step_outputs(stepper, study.daily, study.minutes, study.hours, study.bouts,
+                          lambda t: _device_to_local(t, opts.timezone, offset))
+        study.daily, study.minutes, study.hours, study.bouts = so.daily, so.minutes, so.hours, so.bouts
+        steps_df, step_times, steps_overall = so.windows, so.step_times, so.overall
+        for k, v in stepper.seconds.items():
+            timer.add(k, v)
     from . import __version__
 
     prov = cfg.get("provenance", {})
@@ -278,11 +313,13 @@ def predict_recording(
         "ValidWindows": int(valid_a.sum()),
         **summ.overall,
         **study.overall,
+        **(steps_overall if stepper is not None else {}),
         "Notes": study.notes,
         "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
     }
     return PredictResult(windows=df, daily=study.daily, info=info, labels=labels, window_sec=window_sec,
-                         minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts)
+                         minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts,
+                         steps=steps_df, step_times=step_times)
 
 
 def _sleep_rules(final: np.ndarray, labels: tuple[str, ...], times: Any, window_sec: int, opts: PredictOptions) -> np.ndarray:
@@ -371,11 +408,16 @@ def predict_file(
     if model is not None or kwargs:
         opts = dataclasses.replace(opts, **({"model": model} if model is not None else {}), **kwargs)
     timer = StageTimer()
+    detector = None
+    if opts.counts_steps:  # a missing or wrong walking detector is refused before the file is read
+        from .steps import load_detector
+
+        detector = load_detector(opts)
     t0 = _time.perf_counter()
     rec = read_recording(path, opts, progress=progress)
     timer.add("read", _time.perf_counter() - t0)
     try:
-        res = predict_recording(rec, opts, progress=progress, timer=timer)
+        res = predict_recording(rec, opts, progress=progress, timer=timer, steps_predictor=detector)
     except InputError as e:  # problems found after reading: say which file
         if str(path) in str(e):
             raise

@@ -1,9 +1,9 @@
 """docs/outputs.md and the outputs agree: every column of every table and every info.json key
 that predict writes is documented, and every documented one is written.
 
-Predict runs on a generated 30-hour recording with a sleep-class model directory; a stand-in
-backend (labels from the window's movement) keeps it fast: what is checked is the outputs'
-shape, not the network.
+Predict runs on a generated 30-hour recording with a sleep-class model directory and steps (a
+walking-detector directory, --step-times); stand-in backends (labels from the window's movement)
+keep it fast: what is checked is the outputs' shape, not the network.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ SECTIONS = {
     "Minute table and hour table": "minutes",
     "Sleep table": "sleep",
     "Bouts table": "bouts",
+    "Steps table": "steps",
+    "Step times": "step_times",
     "info.json": "info",
 }
 
@@ -48,6 +50,16 @@ class MovementBackend:
         p = np.full((len(x), len(self.labels)), 0.02, dtype=np.float32)
         p[np.arange(len(x)), cls] = 0.94
         return p
+
+
+class WalkBackend:
+    """Stand-in walking detector: walking when |a| varies."""
+
+    name = "test-walk"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        w = np.linalg.norm(x, axis=1).std(axis=1) > 0.1
+        return np.stack([np.where(w, 0.1, 0.9), np.where(w, 0.9, 0.1)], axis=1).astype(np.float32)
 
 
 def documented() -> dict[str, list[tuple[str, str]]]:
@@ -86,10 +98,15 @@ def _recording() -> Recording:
 def outputs(tmp_path_factory):
     from _tinymodels import make_model_dir
 
+    from harnet.predictor import Predictor
+
     d = tmp_path_factory.mktemp("outdoc")
     mdir = make_model_dir(d / "m", "harnet30", labels=LABELS)
+    wdir = make_model_dir(d / "w", "harnet10", labels=("not-walking", "walking"))
     rec = _recording()
-    res = predict_recording(rec, PredictOptions(min_wear_per_day=4), backend=MovementBackend(LABELS, 30), model_dir=mdir)
+    det = Predictor(model_dir=wdir, backend_obj=WalkBackend(), hmm=False)
+    opts = PredictOptions(min_wear_per_day=4, steps_model=str(wdir), step_times=True)
+    res = predict_recording(rec, opts, backend=MovementBackend(LABELS, 30), model_dir=mdir, steps_predictor=det)
     paths = write_outputs(res, output_paths(out=d / "o" / "s.csv"))
     tables = {
         "windows": pd.read_parquet(paths["windows"]),
@@ -98,6 +115,8 @@ def outputs(tmp_path_factory):
         "hours": pd.read_parquet(paths["hours"]),
         "sleep": pd.read_csv(paths["sleep"]),
         "bouts": pd.read_csv(paths["bouts"]),
+        "steps": pd.read_parquet(paths["steps"]),
+        "step_times": pd.read_parquet(paths["step_times"]),
     }
     info = json.loads(paths["info"].read_text())
     return res, tables, info
@@ -136,7 +155,8 @@ def test_the_run_has_nights_bouts_and_valid_days(outputs):
     res, tables, info = outputs
     assert len(tables["sleep"]) >= 1 and tables["sleep"]["SleepTime(hours)"].max() > 6
     assert info["NumValidDays"] == int(tables["daily"]["DayValid"].sum())
-    assert set(tables["bouts"]["Kind"]) >= {"MVPA", "Sedentary"}
+    assert set(tables["bouts"]["Kind"]) >= {"MVPA", "Sedentary", "Walking"}
+    assert info["TotalSteps"] > 1000 and len(tables["step_times"]) == info["TotalSteps"]
 
 
 def test_sleep_rules_change_the_class_hours(outputs, tmp_path):

@@ -42,7 +42,7 @@ WALK_LABELS: tuple[str, str] = ("not-walking", "walking")
 #: stepcount's window threshold (4 steps per 10 s, its OxWalk training and published model), its
 #: 5-Hz low-pass, and the peak parameters stepcount's own tests of its peak counter use (0.4 s,
 #: 0.2 g; inside the bounds its fit searches). The same values as the step counter's defaults for
-#: a model that carries none (issue 16 part B).
+#: a model that carries none (``harnet.measures.steps.StepParams`` takes its defaults from here).
 DEFAULT_STEP_PARAMS: dict[str, Any] = {
     "steptol": 4,
     "lowpass_hz": 5.0,

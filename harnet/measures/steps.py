@@ -22,18 +22,23 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
+from ..modeldir import DEFAULT_STEP_PARAMS as MODELDIR_STEP_DEFAULTS
 
 __all__ = ["DEFAULT_STEP_PARAMS", "StepParams", "count_steps", "count_steps_magnitude", "magnitude", "range_gain", "step_magnitude"]
+
+
+#: One set of default values, shared with ``harnet train``'s walking detectors (harnet.modeldir).
+STEP_DEFAULTS = MODELDIR_STEP_DEFAULTS  # steptol, lowpass_hz, peak_distance_s, peak_prominence_g
 
 
 @dataclass(frozen=True)
 class StepParams:
     """The step-counting parameters of a walking-detector model (config.json ``steps``)."""
 
-    steptol: int = 4
-    lowpass_hz: float = 5.0
-    peak_distance_s: float = 0.4
-    peak_prominence_g: float = 0.2
+    steptol: int = STEP_DEFAULTS["steptol"]
+    lowpass_hz: float = STEP_DEFAULTS["lowpass_hz"]
+    peak_distance_s: float = STEP_DEFAULTS["peak_distance_s"]
+    peak_prominence_g: float = STEP_DEFAULTS["peak_prominence_g"]
     source: str = "harnet defaults from stepcount's published method (docs/outputs.md, Steps)"
 
     @classmethod

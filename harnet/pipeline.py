@@ -9,6 +9,7 @@ and cut clock-aligned windows a day at a time (``harnet.signal.windows``), class
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time as _time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class PredictOptions:
 
     model: str = DEFAULT_MODEL
     backend: str = "auto"
+    precision: str = "fp32"  # "int8": the opt-in reduced-precision path (harnet.precision)
     device: str | None = None
     threads: int | None = None
     batch_size: int | None = None
@@ -62,7 +64,10 @@ class PredictOptions:
     reader: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["precision"] == "fp32":  # absent means fp32, as in every info.json before the option
+            del d["precision"]
+        return d
 
 
 @dataclass
@@ -173,7 +178,8 @@ def predict_recording(
     timer = timer or StageTimer()
     if predictor is None:
         predictor = Predictor(opts.model, model_dir=model_dir, backend=opts.backend, threads=opts.threads,
-                              device=opts.device, batch_size=opts.batch_size, hmm=opts.hmm, backend_obj=backend)
+                              device=opts.device, batch_size=opts.batch_size, hmm=opts.hmm, backend_obj=backend,
+                              precision=opts.precision)
     mdir = predictor.model_dir
     cfg = predictor.config.raw
     labels = predictor.labels
@@ -274,6 +280,8 @@ def predict_recording(
         "Notes": study.notes,
         "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
     }
+    if getattr(backend, "precision", "fp32") == "int8":  # the graph's own agreement check (harnet.precision)
+        info["model"]["int8"] = json.loads(getattr(backend, "meta", {}).get("harnet_int8_check", "{}"))
     return PredictResult(windows=df, daily=study.daily, info=info, labels=labels, window_sec=window_sec,
                          minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts)
 

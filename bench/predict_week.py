@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--compare-backend", action="append", default=[],
                     help="also run with this backend (repeatable) and compare its outputs with the first run's")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="harnet predict --precision")
+    ap.add_argument("--compare-precision", action="append", default=[], choices=["int8"],
+                    help="also run with --precision int8 and compare (speed, labels, daily hours; bench/precision.py: more)")
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
     cwa = make_week(OUT / f"week{args.days}.cwa", args.days)
@@ -63,6 +66,7 @@ def main() -> None:
     cmd = ["harnet", "predict", str(cwa), "--model", model, "--out", str(out), "--backend", args.backend, "-q"]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    cmd += ["--precision", args.precision] if args.precision != "fp32" else []
     print("$", " ".join(cmd))
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -81,7 +85,7 @@ def main() -> None:
     print(f"{'end to end':<12}{wall:>10.1f}   (target < 150 s; includes start-up and writing)")
     print(f"inference: {n / max(st.get('inference', 1e-9), 1e-9):.0f} windows/s")
     print(f"peak RSS:   {rss_gb:.2f} GB   (target < 3 GB)")
-    for other in args.compare_backend:
+    for other in args.compare_backend + [f"precision-{p}" for p in args.compare_precision]:
         compare(cmd, out, other, info["model"]["backend"])
 
 
@@ -92,12 +96,17 @@ def compare(cmd: list[str], out: Path, other: str, name: str) -> None:
 
     out2 = out.with_name(f"week-compare-{other}.csv")
     cmd2 = [c if c != str(out) else str(out2) for c in cmd]
-    cmd2[cmd2.index("--backend") + 1] = other
+    if other.startswith("precision-"):
+        cmd2 += ["--precision", other.split("-", 1)[1]]
+    else:
+        cmd2[cmd2.index("--backend") + 1] = other
     print("\n$", " ".join(cmd2))
     t = time.perf_counter()
     subprocess.run(cmd2, check=True)
     wall = time.perf_counter() - t
-    b2 = json.loads(out2.with_name(f"week-compare-{other}-info.json").read_text())["model"]["backend"]
+    info2 = json.loads(out2.with_name(f"week-compare-{other}-info.json").read_text())
+    b2 = info2["model"]["backend"]
+    print(f"{b2}: inference {info2['ValidWindows'] / max(info2['StageSeconds'].get('inference', 1e-9), 1e-9):.0f} windows/s")
     a = pd.read_parquet(out.with_name("week-summary-timeseries.parquet"))
     b = pd.read_parquet(out2.with_name(f"week-compare-{other}-timeseries.parquet"))
     worn = a["wear"].to_numpy()

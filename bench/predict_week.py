@@ -136,6 +136,9 @@ def main() -> None:
     ap.add_argument("--child-stand-in", nargs=3, metavar=("CWA", "MODEL", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--compare-backend", action="append", default=[],
                     help="also run with this backend (repeatable) and compare its outputs with the first run's")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="harnet predict --precision")
+    ap.add_argument("--compare-precision", action="append", default=[], choices=["int8"],
+                    help="also run with --precision int8 and compare (speed, labels, daily hours; bench/precision.py: more)")
     args = ap.parse_args()
     if args.child_stand_in:
         cwa, model, out = args.child_stand_in
@@ -151,6 +154,7 @@ def main() -> None:
     if args.stand_in:
         cmd = [sys.executable, __file__, "--child-stand-in", str(cwa), model, str(out)]
     print(f"machine: {machine()}")
+    cmd += ["--precision", args.precision] if args.precision != "fp32" else []
     print("$", " ".join(cmd))
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -173,7 +177,7 @@ def main() -> None:
         print(f"inference: {n / max(st.get('inference', 1e-9), 1e-9):.0f} windows/s")
     print(f"peak RSS:   {rss_gb:.2f} GB   (target <= {'0.8' if week else '1.0'} GB for {args.days} days)")
     print(f"machine after the run: {machine()}")
-    for other in args.compare_backend:
+    for other in args.compare_backend + [f"precision-{p}" for p in args.compare_precision]:
         compare(cmd, out, other, info["model"]["backend"])
 
 
@@ -184,12 +188,17 @@ def compare(cmd: list[str], out: Path, other: str, name: str) -> None:
 
     out2 = out.with_name(f"week-compare-{other}.csv")
     cmd2 = [c if c != str(out) else str(out2) for c in cmd]
-    cmd2[cmd2.index("--backend") + 1] = other
+    if other.startswith("precision-"):
+        cmd2 += ["--precision", other.split("-", 1)[1]]
+    else:
+        cmd2[cmd2.index("--backend") + 1] = other
     print("\n$", " ".join(cmd2))
     t = time.perf_counter()
     subprocess.run(cmd2, check=True)
     wall = time.perf_counter() - t
-    b2 = json.loads(out2.with_name(f"week-compare-{other}-info.json").read_text())["model"]["backend"]
+    info2 = json.loads(out2.with_name(f"week-compare-{other}-info.json").read_text())
+    b2 = info2["model"]["backend"]
+    print(f"{b2}: inference {info2['ValidWindows'] / max(info2['StageSeconds'].get('inference', 1e-9), 1e-9):.0f} windows/s")
     a = pd.read_parquet(out.with_name("week-summary-timeseries.parquet"))
     b = pd.read_parquet(out2.with_name(f"week-compare-{other}-timeseries.parquet"))
     worn = a["wear"].to_numpy()

@@ -9,6 +9,7 @@ and cut clock-aligned windows a day at a time (``harnet.signal.windows``), class
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time as _time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class PredictOptions:
 
     model: str = DEFAULT_MODEL
     backend: str = "auto"
+    precision: str = "fp32"  # "int8": the opt-in reduced-precision path (harnet.precision)
     device: str | None = None
     threads: int | None = None
     batch_size: int | None = None
@@ -77,7 +79,7 @@ class PredictOptions:
 
 
 #: Options of opt-in outputs, left out of info.json's ``options`` while they are off.
-_OPT_IN_OFF: dict[str, Any] = {"steps": False, "steps_model": None, "step_times": False}
+_OPT_IN_OFF: dict[str, Any] = {"steps": False, "steps_model": None, "step_times": False, "precision": "fp32"}
 
 
 @dataclass
@@ -196,7 +198,8 @@ def predict_recording(
     timer = timer or StageTimer()
     if predictor is None:
         predictor = Predictor(opts.model, model_dir=model_dir, backend=opts.backend, threads=opts.threads,
-                              device=opts.device, batch_size=opts.batch_size, hmm=opts.hmm, backend_obj=backend)
+                              device=opts.device, batch_size=opts.batch_size, hmm=opts.hmm, backend_obj=backend,
+                              precision=opts.precision)
     mdir = predictor.model_dir
     cfg = predictor.config.raw
     labels = predictor.labels
@@ -317,6 +320,8 @@ def predict_recording(
         "Notes": study.notes,
         "StageSeconds": {k: round(v, 3) for k, v in timer.times.items()},
     }
+    if getattr(backend, "precision", "fp32") == "int8":  # the graph's own agreement check (harnet.precision)
+        info["model"]["int8"] = json.loads(getattr(backend, "meta", {}).get("harnet_int8_check", "{}"))
     return PredictResult(windows=df, daily=study.daily, info=info, labels=labels, window_sec=window_sec,
                          minutes=study.minutes, hours=study.hours, sleep=study.sleep, bouts=study.bouts,
                          steps=steps_df, step_times=step_times)

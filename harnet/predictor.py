@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .backends import BACKENDS, Backend, onnxruntime_available
+from .backends import BACKENDS, PRECISIONS, Backend, onnxruntime_available
 from .errors import HarnetError, InputError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,16 +30,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def resolve_backend(model_dir: str | Path, backend: str = "auto", device: Any = None, *,
-                    config: Mapping[str, Any] | None = None) -> str:
+                    config: Mapping[str, Any] | None = None, precision: str = "fp32") -> str:
     """The concrete backend name that :func:`get_backend` would use (``auto`` resolved).
 
-    ``auto``: a GPU device -> torch; else, with onnxruntime installed, ``onnx-int8`` when the
-    model directory holds a validated ``model.int8.onnx`` for its weights, otherwise
-    ``onnx-winograd`` (``onnx`` for a bare ``.onnx`` file); without onnxruntime, torch.
+    ``auto`` never picks a path that changes results: a GPU device -> torch; else, with
+    onnxruntime installed, ``onnx-winograd`` (``onnx`` for a bare ``.onnx`` file); without
+    onnxruntime, torch. ``precision="int8"`` (``harnet predict --precision int8``) is the only
+    way to the int8 graph besides naming ``onnx-int8``: it needs ``auto`` or ``onnx-int8``, the
+    CPU, onnxruntime and a model directory, and says so in one line otherwise.
     """
     if backend not in BACKENDS:
         raise HarnetError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise HarnetError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     on_gpu = device is not None and str(device) != "cpu"
+    if precision == "int8":
+        return _int8_backend(Path(model_dir), backend, device if on_gpu else None)
     if on_gpu and backend not in ("auto", "torch"):
         raise HarnetError(f"backend {backend!r} runs on the CPU only; use --backend torch with --device {device}")
     if backend != "auto":
@@ -49,11 +55,31 @@ def resolve_backend(model_dir: str | Path, backend: str = "auto", device: Any = 
     p = Path(model_dir)
     if p.is_file() and p.suffix == ".onnx":
         return "onnx"
-    if not onnxruntime_available():
-        return "torch"
-    from .onnx.int8 import find_int8
+    return "onnx-winograd" if onnxruntime_available() else "torch"
 
-    return "onnx-int8" if p.is_dir() and find_int8(p, config=config) is not None else "onnx-winograd"
+
+def check_precision(precision: str, backend: str = "auto", device: Any = None) -> None:
+    """Refuse, before any work, a ``precision`` that cannot run with this backend and device."""
+    if precision not in PRECISIONS:
+        raise HarnetError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        _int8_backend(Path(), backend, device if device is not None and str(device) != "cpu" else None)
+
+
+def _int8_backend(p: Path, backend: str, gpu: Any) -> str:
+    """``onnx-int8`` when ``--precision int8`` can run here; else a one-line refusal saying why."""
+    if gpu is not None:
+        raise HarnetError(f"--precision int8 runs on the CPU (ONNX Runtime); drop --device {gpu} or use --precision fp32")
+    if backend not in ("auto", "onnx-int8"):
+        raise HarnetError(
+            f"--precision int8 runs ONNX Runtime's int8 graph; the {backend} backend is fp32 only: "
+            "use --backend auto with --precision int8, or --precision fp32"
+        )
+    if p.is_file():
+        raise HarnetError(f"{p} is an exported graph; --precision int8 quantises a model directory's weights")
+    if not onnxruntime_available():
+        raise HarnetError("--precision int8 needs onnxruntime: pip install onnxruntime (or use --precision fp32)")
+    return "onnx-int8"
 
 
 def get_backend(
@@ -64,6 +90,7 @@ def get_backend(
     device: Any = None,
     batch_size: int | None = None,
     config: Mapping[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> Backend:
     """A ready backend for a model directory (or, for the ONNX backends, an exported ``.onnx``).
 
@@ -73,8 +100,10 @@ def get_backend(
     windows per inference call (default: the fastest measured for that backend). The ONNX graph
     of a model directory is exported on first use (:func:`harnet.onnx.export.ensure_onnx`).
     ``config``: the directory's config.json, when already read (it is then not read again).
+    ``precision``: ``"fp32"`` or ``"int8"``; the int8 graph is made on first use and cached
+    (:func:`harnet.precision.ensure_int8`).
     """
-    name = resolve_backend(model_dir, backend, device, config=config)
+    name = resolve_backend(model_dir, backend, device, config=config, precision=precision)
     p = Path(model_dir)
     if name == "torch":
         if p.is_file():
@@ -98,14 +127,12 @@ def get_backend(
         config = read_config(p)
     sha = str(config.get("weights_sha256", ""))
     if name == "onnx-int8":
-        from .arch import INT8_FILE
+        from .modeldir import Preprocessing
+        from .precision import ensure_int8
 
-        q = p / INT8_FILE
-        if not q.is_file():
-            raise ModelError(
-                f"{p} has no {INT8_FILE}; create it with `harnet export {p} --int8 --calibrate FILES` "
-                "or use the fp32 backend"
-            )
+        prep = Preprocessing.from_dict(config.get("preprocessing"))
+        w = int(config["window_sec"])
+        q = ensure_int8(p, config=config, windows=lambda rec: prepared_windows(rec, w, prep))
         return OnnxBackend(q, model_dir=p, weights_sha256=sha, threads=threads, batch_size=batch_size)
     from .onnx.export import ensure_onnx, onnx_candidates
 
@@ -150,7 +177,7 @@ class Predictor:
 
     ``model``: registry name, model directory or ``hf://org/repo[@rev]`` (``model_dir``: an
     already resolved directory). ``backend``/``threads``/``device``/``batch_size``: see
-    :func:`get_backend` (or pass a ready ``backend_obj``). ``hmm=False``: no smoothing. A batch
+    :func:`get_backend` (or pass a ready ``backend_obj``), and ``precision``. ``hmm=False``: no smoothing. A batch
     worker holds one Predictor for all the recordings it runs.
     """
 
@@ -165,6 +192,7 @@ class Predictor:
         batch_size: int | None = None,
         hmm: bool = True,
         backend_obj: Any = None,
+        precision: str = "fp32",
     ) -> None:
         from .modeldir import HMM_FILE, model_config
 
@@ -185,7 +213,7 @@ class Predictor:
         self.window_sec = self.config.window_sec
         self.backend = backend_obj if backend_obj is not None else get_backend(
             self.model_dir, backend=backend, threads=threads, device=device, batch_size=batch_size,
-            config=self.config.raw,
+            config=self.config.raw, precision=precision,
         )
         self.hmm = None
         if hmm and (self.model_dir / HMM_FILE).is_file():
@@ -393,6 +421,16 @@ def valid_windows(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
 
     parts = [ch.X[ch.valid] for ch in window_chunks(rec, window_sec, prep, nonwear)]
     return np.concatenate(parts) if parts else np.empty((0, 3, window_sec * SAMPLE_RATE), np.float32)
+
+
+def prepared_windows(rec: "Recording", window_sec: int, prep: "Preprocessing") -> tuple[np.ndarray, np.ndarray]:
+    """(valid windows ``(N, 3, T)``, valid mask of every window) of a recording, prepared as predict does."""
+    _, nonwear = prepare_recording(rec, prep)
+    X, V = [], []
+    for ch in window_chunks(rec, window_sec, prep, nonwear):
+        X.append(ch.X[ch.valid])
+        V.append(ch.valid)
+    return np.concatenate(X), np.concatenate(V)
 
 
 def windows_from_files(paths: Sequence[str | Path], *, window_sec: int, preprocessing: Any = None) -> list[np.ndarray]:

@@ -17,9 +17,12 @@ as scripted and non-wear, wear, window alignment and day arithmetic can be check
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .io.recording import Recording
 
 #: The demo/test day: 26 hours from 22:00, (activity, hours).
 DEMO_PATTERN: tuple[tuple[str, float], ...] = (
@@ -208,6 +211,31 @@ def scripted_xyz(pattern: Sequence[tuple[str, float]], fs: float = 100.0, seed: 
         parts.append(_segment(kind, n, fs, t0, rng))
         t0 += n / fs
     return np.concatenate(parts) if parts else np.empty((0, 3), np.float32)
+
+
+def day_pattern(seed: int, hours: float = 24.0) -> list[tuple[str, float]]:
+    """A varied day by seed: a night's rest (a quarter to 3/8 of ``hours``), then sitting (most),
+    walking and the device off the wrist in random order and lengths, ``hours`` in all."""
+    rng = np.random.default_rng(seed)
+    night = hours * rng.uniform(0.25, 0.375)
+    pat, t = [("rest", night)], night
+    spans = {"sit": (0.0125, 0.125), "walk": (0.004, 0.04), "offwrist": (0.008, 0.1)}  # of ``hours``
+    while t < hours:
+        kind = str(rng.choice(["sit", "walk", "offwrist"], p=[0.6, 0.3, 0.1]))
+        h = min(hours - t, hours * rng.uniform(*spans[kind]))
+        pat.append((kind, h))
+        t += h
+    return pat
+
+
+def scripted_recording(pattern: Sequence[tuple[str, float]], *, fs: float = 100.0, seed: int = 0,
+                       start: str = "2024-03-01 22:00:00") -> "Recording":
+    """A scripted recording in memory (:class:`harnet.io.Recording`), as a reader would return it."""
+    from .io.recording import Recording
+
+    xyz = scripted_xyz(pattern, fs=fs, seed=seed)
+    t = np.datetime64(start, "ns") + (np.arange(len(xyz)) * (1e9 / fs)).astype("timedelta64[ns]")
+    return Recording(t, xyz, {"Device": "harnet.synth", "SampleRate": fs})
 
 
 def write_scripted_cwa(

@@ -92,34 +92,35 @@ def test_onnx_file_as_model_and_auto(h10, tmp_path):
     assert set(BACKENDS) >= {"auto", "torch", "onnx", "onnx-int8"}
 
 
-def test_auto_picks_int8_only_when_validated(tmp_path):
+def test_auto_never_picks_int8_even_when_validated(tmp_path):
+    """auto never changes results: a validated int8 graph is used only when asked for
+    (--precision int8 or --backend onnx-int8); one that failed its check is never loaded."""
+    import onnx
+
+    from harnet.backends.onnx_backend import OnnxBackend
     from harnet.onnx.int8 import quantize_int8
 
     d = make_model_dir(tmp_path / "m", "harnet5", seed=13)
     assert resolve_backend(d) == "onnx-winograd"
-    with pytest.raises(ModelError, match="harnet export"):
-        get_backend(d, backend="onnx-int8")
     fp32 = get_backend(d, backend="onnx").path
-    cal = windows(32, 150, seed=14)
-    rep = quantize_int8(fp32, d / "model.int8.onnx", cal, force=True)
-    if rep["passed"]:
-        assert resolve_backend(d) == "onnx-int8"
-        assert get_backend(d).name == "onnx-int8"
-    else:  # an int8 graph that failed its check is never chosen, nor loaded on request
-        assert resolve_backend(d) == "onnx-winograd"
-        with pytest.raises(ModelError, match="agreement check"):
-            get_backend(d, backend="onnx-int8")
-    # an int8 graph of other weights is never chosen
-    import onnx
+    q = d / "model.int8.onnx"
+    quantize_int8(fp32, q, windows(32, 150, seed=14), force=True)
 
-    q = onnx.load(str(d / "model.int8.onnx"))
-    for e in q.metadata_props:
-        if e.key == "harnet_int8_check":
-            e.value = json.dumps({**json.loads(e.value), "passed": True})
-        if e.key == "weights_sha256":
-            e.value = "0" * 64
-    onnx.save(q, str(d / "model.int8.onnx"))
+    def mark(passed: bool) -> None:
+        m = onnx.load(str(q))
+        for e in m.metadata_props:
+            if e.key == "harnet_int8_check":
+                e.value = json.dumps({**json.loads(e.value), "passed": passed})
+        onnx.save(m, str(q))
+
+    mark(False)
+    with pytest.raises(ModelError, match="agreement check"):
+        OnnxBackend(q, model_dir=d)
+    mark(True)
     assert resolve_backend(d) == "onnx-winograd"
+    assert get_backend(d).name == "onnx-winograd"
+    assert get_backend(d, backend="onnx-int8").path == q  # validated, same weights: used, nothing built
+    assert get_backend(d, precision="int8").path == q
 
 
 def test_stale_onnx_is_reexported(tmp_path):

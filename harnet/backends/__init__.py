@@ -14,11 +14,12 @@ picks one by name and :mod:`harnet.onnx.export` finds or makes the graph:
 - ``"onnx-winograd"``: ONNX Runtime fp32 with Winograd F(4, 5) convolutions
   (``model.winograd.onnx``, exported on first use and checked against the direct graph):
   the fastest fp32 path on CPU;
-- ``"onnx-int8"``: ONNX Runtime on the int8 graph ``model.int8.onnx``, which only exists if it
-  passed its agreement check against fp32 on real recordings (``harnet export --int8``);
-- ``"auto"``: a GPU device -> torch; else, with onnxruntime installed, ``onnx-int8`` when the
-  model directory holds a validated ``model.int8.onnx`` for its weights, otherwise
-  ``onnx-winograd`` (``onnx`` for a bare ``.onnx`` file); without onnxruntime, torch.
+- ``"onnx-int8"``: ONNX Runtime on the int8 graph ``model.int8.onnx`` (``harnet predict
+  --precision int8``), which is only used if it passed its agreement check against fp32
+  (made on first use by :func:`harnet.precision.ensure_int8`, or by ``harnet export --int8``);
+- ``"auto"``: never a path that changes results: a GPU device -> torch; else, with
+  onnxruntime installed, ``onnx-winograd`` (``onnx`` for a bare ``.onnx`` file); without
+  onnxruntime, torch.
 
 Importing this package imports neither torch nor onnxruntime.
 """
@@ -31,6 +32,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-winograd", "onnx-int8")
+#: Arithmetic precisions of ``harnet predict --precision`` (fp32: exact, the default).
+PRECISIONS = ("fp32", "int8")
 
 
 @runtime_checkable
@@ -49,4 +52,4 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-__all__ = ["BACKENDS", "Backend", "onnxruntime_available"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "onnxruntime_available"]

@@ -181,7 +181,7 @@ def process_batch(
             f"{opts.model} is a self-supervised backbone without a trained head; use a classifier "
             "(see `harnet models`) or fine-tune it with `harnet train`"
         )
-    backend = resolve_backend(mdir, opts.backend, opts.device)
+    backend = resolve_backend(mdir, opts.backend, opts.device, precision=opts.precision)
     if backend.startswith("onnx"):
         from ..onnx.export import ensure_onnx
 

@@ -91,64 +91,18 @@ def quantize_int8(
     Returns the report, also embedded in the file's metadata (``harnet_int8_check``).
     ``exclude``: node names left in fp32. Needs no torch.
     """
-    import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
 
     fp32_onnx = Path(fp32_onnx)
-    meta_cfg = read_metadata(fp32_onnx)
-    T = int(meta_cfg["window_sec"]) * int(meta_cfg.get("sample_rate", 30))
-    calib = np.asarray(calibration, dtype=np.float32)
-    if calib.ndim != 3 or calib.shape[1:] != (3, T) or len(calib) == 0:
-        raise InputError(f"calibration windows must be a non-empty (N, 3, {T}) array, got {calib.shape}")
-    if not np.all(np.isfinite(calib)):
-        raise InputError("calibration windows hold NaN or inf; pass only complete, valid windows")
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}
-    if calibrate_method not in methods:
-        raise ValueError(f"calibrate_method must be one of {', '.join(methods)}")
-
-    # equal-sized batches: the histogram calibrators stack them
-    bs = min(int(batch_size), len(calib))
-    n_used = len(calib) // bs * bs
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._i = 0
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self._i >= n_used:
-                return None
-            b = calib[self._i : self._i + bs]
-            self._i += bs
-            return {INPUT_NAME: b}
-
+    calib = _check_calibration(fp32_onnx, calibration)
+    n_used = len(calib) // min(int(batch_size), len(calib)) * min(int(batch_size), len(calib))
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(
-                str(fp32_onnx),
-                str(tmp),
-                _Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=methods[calibrate_method],
-                nodes_to_exclude=list(exclude) or None,
-                reduce_range=reduce_range,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
+        qdq_quantize(fp32_onnx, tmp, calib, calibrate_method=calibrate_method, batch_size=batch_size,
+                     exclude=exclude, reduce_range=reduce_range)
         val = list(validation) if validation is not None else [calib]
-        ref = _run_all(fp32_onnx, val)
-        got = _run_all(tmp, val)
+        ref = run_graph(fp32_onnx, val)
+        got = run_graph(tmp, val)
         report: dict[str, Any] = agreement(ref, got)
         report.update(
             passed=passes(report),
@@ -165,23 +119,117 @@ def quantize_int8(
                 f"up to {report['totals_rel_diff']:.2%} (limit {MAX_TOTALS_REL_DIFF:.0%}); keep fp32, or try "
                 "another calibration method or more calibration recordings"
             )
-        q = onnx.load(str(tmp))
-        meta = {e.key: e.value for e in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
-        meta["harnet_graph"] = "harnet-int8-qdq"
-        meta.pop("harnet_check", None)
-        meta["harnet_int8_check"] = json.dumps(report, sort_keys=True)
-        set_metadata(q, meta)
-        onnx.save(q, str(tmp))
+        stamp_int8(tmp, fp32_onnx, report)
     return report
 
 
-def _run_all(onnx_path: str | Path, batches: Sequence[np.ndarray], batch_size: int = 128) -> list[np.ndarray]:
+def stamp_int8(q_path: str | Path, fp32_onnx: str | Path, report: Mapping[str, Any]) -> None:
+    """Give an int8 graph the fp32 graph's harnet metadata and its own check ``report``
+    (``harnet_int8_check``: the backend loads it only when ``passed`` is true)."""
+    import onnx
+
+    q = onnx.load(str(q_path))
+    meta = {e.key: e.value for e in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
+    meta["harnet_graph"] = "harnet-int8-qdq"
+    meta.pop("harnet_check", None)
+    meta["harnet_int8_check"] = json.dumps(dict(report), sort_keys=True)
+    set_metadata(q, meta)
+    onnx.save(q, str(q_path))
+
+
+def _check_calibration(fp32_onnx: Path, calibration: np.ndarray) -> np.ndarray:
+    meta_cfg = read_metadata(fp32_onnx)
+    T = int(meta_cfg["window_sec"]) * int(meta_cfg.get("sample_rate", 30))
+    calib = np.asarray(calibration, dtype=np.float32)
+    if calib.ndim != 3 or calib.shape[1:] != (3, T) or len(calib) == 0:
+        raise InputError(f"calibration windows must be a non-empty (N, 3, {T}) array, got {calib.shape}")
+    if not np.all(np.isfinite(calib)):
+        raise InputError("calibration windows hold NaN or inf; pass only complete, valid windows")
+    return calib
+
+
+def qdq_quantize(
+    fp32_onnx: str | Path,
+    out_path: str | Path,
+    calibration: np.ndarray,
+    *,
+    calibrate_method: str = "minmax",
+    batch_size: int = 64,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    reduce_range: bool = False,
+    ranges_cache: str | Path | None = None,
+) -> None:
+    """Write the static int8 (QDQ) graph of ``fp32_onnx`` to ``out_path``, unchecked.
+
+    Per-channel symmetric int8 weights, asymmetric uint8 activations (the u8s8 kernels of x86
+    CPUs). ``exclude``: node names left in fp32; ``only``: quantise just these nodes.
+    ``ranges_cache``: a JSON file for the calibrated activation ranges (computed on the first
+    call, reused after: a search over exclusions calibrates once).
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if calibrate_method not in methods:
+        raise ValueError(f"calibrate_method must be one of {', '.join(methods)}")
+    calib = _check_calibration(Path(fp32_onnx), calibration)
+    # equal-sized batches: the histogram calibrators stack them
+    bs = min(int(batch_size), len(calib))
+    n_used = len(calib) // bs * bs
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self._i >= n_used:
+                return None
+            b = calib[self._i : self._i + bs]
+            self._i += bs
+            return {INPUT_NAME: b}
+
+    import logging
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's quantiser logs advice on the root logger
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(fp32_onnx),
+                str(out_path),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[calibrate_method],
+                nodes_to_exclude=list(exclude) or None,
+                nodes_to_quantize=list(only) if only is not None else None,
+                reduce_range=reduce_range,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                calibration_cache_path=None if ranges_cache is None else str(ranges_cache),
+            )
+    finally:
+        logging.getLogger().setLevel(quiet)
+
+
+def run_graph(onnx_path: str | Path, batches: Sequence[np.ndarray], batch_size: int = 128) -> list[np.ndarray]:
+    """Softmax probabilities of an ONNX graph for each ``(N_i, 3, T)`` array (one session, all threads)."""
     import onnxruntime as ort
 
     from ..backends.onnx_backend import softmax
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
     sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
     out = []
     for X in batches:

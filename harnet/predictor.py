@@ -382,7 +382,7 @@ def window_chunks(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
         max_gap_s = getattr(options, "max_gap_s", max_gap_s)
     threads = getattr(options, "threads", None) if options is not None else None
     if isinstance(rec, StreamedRecording):  # pass 2 of a streamed file
-        return chunks_from_blocks(rec.blocks(0 if threads == 1 else 2), first_ns=rec.first_ns, last_ns=rec.last_ns, rate=rec.rate(max_gap_s),
+        return chunks_from_blocks(rec.blocks(), first_ns=rec.first_ns, last_ns=rec.last_ns, rate=rec.rate(max_gap_s),
                                   window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
                                   method=prep.resample, antialias=prep.antialias, threads=threads)
     return iter_chunks(rec, window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,

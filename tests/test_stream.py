@@ -130,27 +130,3 @@ def test_out_of_order_cwa_falls_back_to_the_whole_read(tmp_path):
     write_cwa(p, "2024-01-01 00:00:00", xyz, fs=25.0, append=True, session_id=1)
     assert read_streamed(p) is None
     assert len(read_recording(p, PredictOptions())) == 2 * len(xyz)
-
-
-def test_prefetched_keeps_order_and_raises_the_readers_error():
-    """Pass 2's read-ahead thread gives the same items in order, and a reader's error."""
-    import threading
-
-    from harnet.io.stream import prefetched
-
-    before = threading.active_count()
-    assert list(prefetched(iter(range(10)), 3)) == list(range(10))
-    assert list(prefetched(iter(range(4)), 0)) == list(range(4))
-
-    def bad():
-        yield 1
-        raise ValueError("corrupt block")
-
-    g = prefetched(bad(), 2)
-    assert next(g) == 1
-    with pytest.raises(ValueError, match="corrupt block"):
-        next(g)
-    early = prefetched(iter(range(100)), 2)
-    next(early)
-    early.close()
-    assert threading.active_count() == before  # no worker left behind

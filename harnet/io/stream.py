@@ -30,33 +30,6 @@ class NotStreamable(Exception):
     """The file needs a repair that only a whole-file read makes (sorting, repeated times, NaN rows)."""
 
 
-def prefetched(it: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """The items of ``it``, the next ``depth`` made ahead on one worker thread (block decoding is
-    numpy work that releases the GIL, so it overlaps the caller's processing); the same items in
-    the same order. The thread lives as long as this generator; none is left at import."""
-    if depth <= 0:
-        yield from it
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    end = object()
-    pool = ThreadPoolExecutor(max_workers=1)  # one worker: ``it`` is advanced in order
-    pending: deque = deque()
-    try:
-        pending.extend(pool.submit(next, it, end) for _ in range(depth))
-        while True:
-            item = pending.popleft().result()  # a reader's error is raised here
-            if item is end:
-                return
-            pending.append(pool.submit(next, it, end))
-            yield item
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=True)
-
-
 class DeviceStream:
     """Samples of a device file as ``(int64 ns times, float32 (k, 3) g)`` blocks, read on demand.
 

@@ -155,13 +155,11 @@ class StreamedRecording:
             raise ValueError(f"pass 1 measured the rate for max_gap_s={self._rate.max_gap_s}, not {max_gap_s}")
         return self._rate.rate(self.n)
 
-    def blocks(self, prefetch: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Pass 2: the samples again, a block at a time, gravity-corrected when calibrated; the
-        next ``prefetch`` blocks are decoded ahead on a worker thread (0: none)."""
-        from ..io.stream import prefetched
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Pass 2: the samples again, a block at a time, gravity-corrected when calibrated."""
         from .calibrate import apply_gravity
 
-        for t, xyz in prefetched(self.stream.blocks(), prefetch):
+        for t, xyz in self.stream.blocks():
             if self.calibration is not None:
                 apply_gravity(xyz, *self.calibration)
             yield t, xyz

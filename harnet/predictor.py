@@ -370,8 +370,7 @@ def window_chunks(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
                   options: Any = None, *, max_gap_s: float = 1.0) -> Iterator["WindowChunk"]:
     """:func:`harnet.signal.windows.iter_chunks` with the model's preprocessing: its low-pass,
     resampling method and anti-alias cap. ``options`` (a :class:`harnet.pipeline.PredictOptions`)
-    may override the low-pass (``lowpass_hz``; ``"model"`` keeps the model's), ``max_gap_s`` and
-    ``threads`` (also the threads of the per-axis filtering)."""
+    may override the low-pass (``lowpass_hz``; ``"model"`` keeps the model's) and ``max_gap_s``."""
     from .signal.stream import StreamedRecording
     from .signal.windows import chunks_from_blocks, iter_chunks
 
@@ -380,13 +379,12 @@ def window_chunks(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
         if getattr(options, "lowpass_hz", "model") != "model":
             lowpass = options.lowpass_hz
         max_gap_s = getattr(options, "max_gap_s", max_gap_s)
-    threads = getattr(options, "threads", None) if options is not None else None
     if isinstance(rec, StreamedRecording):  # pass 2 of a streamed file
         return chunks_from_blocks(rec.blocks(), first_ns=rec.first_ns, last_ns=rec.last_ns, rate=rec.rate(max_gap_s),
                                   window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
-                                  method=prep.resample, antialias=prep.antialias, threads=threads)
+                                  method=prep.resample, antialias=prep.antialias)
     return iter_chunks(rec, window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
-                       method=prep.resample, antialias=prep.antialias, threads=threads)
+                       method=prep.resample, antialias=prep.antialias)
 
 
 def valid_windows(rec: "Recording", window_sec: int, prep: "Preprocessing", nonwear: "NonwearResult | None") -> np.ndarray:

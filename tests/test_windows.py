@@ -368,21 +368,3 @@ def test_real_gt3x_idle_sleep_gaps_are_gaps():
     np.testing.assert_array_equal(ch.valid, want_valid)
     assert 10 < (~ch.valid).sum() < len(ch)  # the idle-sleep seconds are there and are gaps
     assert (~ch.has_data).sum() >= 1  # a 261-s idle stretch leaves whole windows empty
-
-
-def test_resample_core_threads_do_not_change_bits():
-    """The per-axis filtering runs on threads; 1 or 3 threads give the same bytes (issue 15)."""
-    from harnet.signal.resample import design_lowpass, resample_core
-
-    rng = np.random.default_rng(3)
-    n = 20_000
-    t = np.cumsum(rng.integers(9_000_000, 11_000_000, n)).astype(np.int64)
-    t[n // 2 :] += 5_000_000_000  # a gap: two segments
-    x = rng.normal(0, 0.5, (n, 3)).astype(np.float32)
-    sos, e_sos = design_lowpass(15.0, 100.0), design_lowpass(20.0, 100.0)
-    edges = np.arange(0, int(t[-1]), 10**10, dtype=np.int64)
-    for es in (sos, e_sos, None):
-        one = resample_core(t, x, 0, 6_000, 30, 1e9, "linear", sos, (es, edges), threads=1)
-        three = resample_core(t, x, 0, 6_000, 30, 1e9, "linear", sos, (es, edges), threads=3)
-        assert one[0].tobytes() == three[0].tobytes() and one[1].tobytes() == three[1].tobytes()
-        assert np.isfinite(one[0]).any() and one[1][1].sum() > 0

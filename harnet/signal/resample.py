@@ -16,8 +16,6 @@ The output grid is described in :mod:`harnet.signal.windows`. This module does n
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..arch import SAMPLE_RATE
@@ -65,16 +63,6 @@ def design_lowpass(cutoff_hz: float, fs_in: float) -> np.ndarray:
     from scipy.signal import butter
 
     return butter(_FILTER_ORDER, cutoff_hz, btype="low", fs=fs_in, output="sos")
-
-
-def worker_threads(threads: int | None) -> int:
-    """Threads for the three axes: ``threads``, or the CPUs this process may use; 1 to 3."""
-    if threads is None:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not on Linux
-            threads = os.cpu_count() or 1
-    return max(1, min(3, int(threads)))
 
 
 def _segment_bounds(t: np.ndarray, gap_ns: float) -> np.ndarray:
@@ -182,7 +170,6 @@ def resample_core(
     method: str,
     sos: np.ndarray | None,
     enmo: tuple[np.ndarray | None, np.ndarray] | None = None,
-    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resample (t int64 ns, x (n, 3)) onto g0 + j / fs_out, j < m; see :func:`resample`.
 
@@ -190,8 +177,6 @@ def resample_core(
     sum of absolute deviations of the vector magnitude from its window mean (g; MAD x count) of
     the raw samples between consecutive ``edges_ns``, after filtering with ``sos_enmo``
     (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (3, len-1).
-    ``threads``: the axes are filtered and interpolated on up to 3 threads (default: the CPUs
-    this process may use; 1: in this thread); the result does not depend on it.
     """
     out = np.full((m, 3), np.nan, dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
@@ -234,10 +219,7 @@ def resample_core(
         cuts = np.searchsorted(t, np.asarray(edges, dtype=np.int64), side="left")
         a, b = int(cuts[0]), int(cuts[-1])
         norm2 = np.zeros(b - a)
-    ab = (a, b) if enmo is not None else (0, 0)
-
-    def axis(k: int) -> np.ndarray | None:
-        """Filter, interpolate into ``out[:, k]``; the squares of the ENMO-filtered samples."""
+    for k in range(3):
         raw = x[:, k]
         col = raw if sos is None else _filter_segments(raw, bounds, sos)
         lo = np.asarray(col[i], dtype=np.float64)  # col[i] is a copy already: no second one
@@ -249,34 +231,14 @@ def resample_core(
         v[bad] = np.nan
         out[:, k] = v
         del v
-        if enmo is None or ab[1] <= ab[0]:
-            return None
-        if e_sos is sos:
-            ce = col[ab[0] : ab[1]]
-        elif e_sos is None:
-            ce = raw[ab[0] : ab[1]]
-        else:
-            ce = _filter_segments(raw, bounds, e_sos)[ab[0] : ab[1]]
-        return np.square(ce, dtype=np.float64)
-
-    workers = worker_threads(threads)
-    if workers > 1:  # the filters and numpy release the GIL; a pool per call, no global state
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            squares = [pool.submit(axis, k) for k in range(3)]
-            for f in squares:  # summed in axis order, as one thread would: identical bits
-                sq = f.result()
-                if sq is not None:
-                    norm2 += sq
-                del sq
-            del squares
-    else:
-        for k in range(3):
-            sq = axis(k)
-            if sq is not None:
-                norm2 += sq
-            del sq
+        if enmo is not None and b > a:
+            if e_sos is sos:
+                ce = col[a:b]
+            elif e_sos is None:
+                ce = raw[a:b]
+            else:
+                ce = _filter_segments(raw, bounds, e_sos)[a:b]
+            norm2 += np.square(ce, dtype=np.float64)
     if enmo is None:
         return out, None
     sums = np.zeros((3, len(cuts) - 1))

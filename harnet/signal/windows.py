@@ -147,7 +147,6 @@ def iter_chunks(
     antialias: bool = False,
     fs_in: float | None = None,
     enmo_lowpass_hz: float | None = 20.0,
-    threads: int | None = None,
 ) -> Iterator[WindowChunk]:
     """Resample ``rec`` to ``fs_out`` and yield its windows a chunk (default 6 h) at a time.
 
@@ -156,8 +155,7 @@ def iter_chunks(
     of the recorded span. Chunks start at midnight plus multiples of ``chunk_sec`` (a whole
     number of windows) and never hold an empty list of windows. The result does not depend on
     ``chunk_sec`` (up to float rounding). ``fs_in`` (Hz) is measured once from the timestamps
-    when not given. ``threads``: threads for the per-axis filtering and interpolation (see
-    :func:`harnet.signal.resample.resample_core`; the result does not depend on it). See the module docstring for resampling and filtering.
+    when not given. See the module docstring for resampling and filtering.
 
     ``enmo_mg`` is computed from the raw samples at the device's own rate (not from the 30 Hz
     grid, which would shave the peaks of vigorous movement by 5-10 %), after the field's
@@ -171,7 +169,7 @@ def iter_chunks(
     return chunks_from_blocks(
         iter([(t, rec.xyz)]), first_ns=int(t[0]), last_ns=int(t[-1]), rate=rate, window_sec=window_sec, fs_out=fs_out,
         lowpass_hz=lowpass_hz, nonwear=nonwear, max_gap_s=max_gap_s, chunk_sec=chunk_sec, method=method,
-        antialias=antialias, enmo_lowpass_hz=enmo_lowpass_hz, threads=threads,
+        antialias=antialias, enmo_lowpass_hz=enmo_lowpass_hz,
     )
 
 
@@ -190,7 +188,6 @@ def chunks_from_blocks(
     method: str = "linear",
     antialias: bool = False,
     enmo_lowpass_hz: float | None = 20.0,
-    threads: int | None = None,
 ) -> Iterator[WindowChunk]:
     """:func:`iter_chunks` on samples that arrive as blocks ``(int64 ns times, (k, 3) g)`` in time
     order (strictly increasing across blocks), from ``first_ns`` to ``last_ns``, measured at
@@ -256,8 +253,7 @@ def chunks_from_blocks(
             a = max(0, a - 1)
             b = min(n, b + 1)
             edges = g0 + np.arange(nwin + 1, dtype=np.int64) * win_ns
-            xyz30, esum = resample_core(t[a:b], xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges),
-                                         threads=threads)
+            xyz30, esum = resample_core(t[a:b], xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
             # g0 is grid point wa * T of the midnight grid: make_windows needs no padding
             starts, X, complete = make_windows(xyz30, origin, wa * T, window_sec, fs=fs_out)
             del xyz30

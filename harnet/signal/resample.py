@@ -222,10 +222,15 @@ def resample_core(
     for k in range(3):
         raw = x[:, k]
         col = raw if sos is None else _filter_segments(raw, bounds, sos)
-        lo = col[i].astype(np.float64)
-        v = lo + w * (col[i + 1] - lo)
+        lo = np.asarray(col[i], dtype=np.float64)  # col[i] is a copy already: no second one
+        v = np.asarray(col[i + 1], dtype=np.float64)
+        v -= lo  # lo + w * (right - left), in place: the same operations, the same bits
+        v *= w
+        v += lo
+        del lo
         v[bad] = np.nan
         out[:, k] = v
+        del v
         if enmo is not None and b > a:
             if e_sos is sos:
                 ce = col[a:b]

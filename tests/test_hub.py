@@ -199,7 +199,7 @@ def test_corrupt_cache_is_downloaded_once_more(server):
     entry = make_entry([server.url("/w/tiny.mdl")])
     target = hub.cached_path(entry)
     target.parent.mkdir(parents=True)
-    target.write_bytes(GOOD[:-1] + b"x")  # one byte flipped
+    target.write_bytes(GOOD[:-1] + bytes([GOOD[-1] ^ 0xFF]))  # one byte flipped (GOOD is random: appending b"x" matched it 1 time in 256)
     assert hub.fetch(entry, progress=False) == target
     assert target.read_bytes() == GOOD
     assert server.hits == {"/w/tiny.mdl": 1}

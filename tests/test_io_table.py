@@ -261,3 +261,23 @@ def test_numeric_time_out_of_int64_range_is_refused(tmp_path):
         warnings.simplefilter("error")  # no "invalid value encountered in cast"
         with pytest.raises(InputError, match=r"row 8 has a time out of range \(1e\+13 as unix_s\)"):
             read_device(_write_csv(tmp_path / "far.csv", secs, xyz, header=None), time_format="unix_s")
+
+
+def test_parquet_with_a_column_name_that_is_not_utf8_is_a_one_line_input_error(tmp_path):
+    """Found by tests/test_fuzz_readers.py: pyarrow raised UnicodeDecodeError (a traceback)."""
+    import pandas as pd
+
+    from harnet.errors import InputError
+    from harnet.io import read_device
+
+    df = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=10, freq="10ms"),
+                       "x": np.zeros(10), "y": np.zeros(10), "z": np.ones(10)})
+    good = tmp_path / "a.parquet"
+    df.to_parquet(good)
+    raw = good.read_bytes()
+    assert raw.count(b"\x18\x04time") >= 1  # the schema's column name, thrift-encoded
+    bad = tmp_path / "b.parquet"
+    bad.write_bytes(raw.replace(b"\x18\x04time", b"\x18\x04\x8bime"))
+    with pytest.raises(InputError, match="not a readable parquet file") as ei:
+        read_device(bad)
+    assert "\n" not in str(ei.value)

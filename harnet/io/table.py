@@ -452,7 +452,7 @@ def _parquet_batches(path: Path, time_col: int | str | None, xyz_cols: Sequence[
 
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:  # names not UTF-8 (found by fuzzing)
         raise InputError(f"{path}: is not a readable parquet file ({str(exc).splitlines()[0]}); export it again") from None
     names = pf.schema_arrow.names
     tc = time_col if time_col is not None else "time"
@@ -473,7 +473,7 @@ def _parquet_batches(path: Path, time_col: int | str | None, xyz_cols: Sequence[
                         raise InputError(f"{path}: column {c!r} is {a.type}, not numbers; pick numeric x, y, z columns")
                     out.append(a.cast(pa.float32()))
                 yield out
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: cannot be read ({str(exc).splitlines()[0]}); export it again") from None
 
     return gen(), pf.metadata.num_rows, {"Columns": cols}

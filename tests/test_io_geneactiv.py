@@ -159,3 +159,17 @@ def test_unreadable_page_count_is_ignored_with_a_warning(tmp_path):
     rec = read_device(p)
     assert len(rec) == 600 and rec.info["NumPagesHeader"] is None
     assert any("'Number of Pages'" in w for w in rec.info["Warnings"])
+
+
+def test_a_file_whose_every_page_fails_its_header_checks_is_refused_in_one_line(tmp_path):
+    """Found by tests/test_fuzz_readers.py: with no page left before the payload check, a reshape
+    of zero pages raised ValueError (a traceback) instead of the reader's one-line refusal."""
+    xyz = moving_xyz(300, 100)
+    raw = bytearray(write_geneactiv(tmp_path / "a.bin", START, xyz, 100.0).read_bytes())
+    f = raw.index(b"Measurement Frequency:", _pages(bytes(raw))[0])
+    raw[f + 22 : f + 25] = b"abc"  # the only page's frequency is not a number
+    p = tmp_path / "d.bin"
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="no readable pages") as ei:
+        read_device(p)
+    assert "\n" not in str(ei.value)

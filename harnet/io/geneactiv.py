@@ -277,7 +277,7 @@ class GeneactivReader:
         # the payload lines side by side (views joined once: no index arrays), then digits
         hs = starts[hex_line[sel]].tolist()
         hx = _LUT[np.concatenate([arr[a : a + HEX_LEN] for a in hs]) if hs else arr[:0]].reshape(len(sel), SAMPLES, 12)
-        hex_ok = (hx != 255).reshape(len(sel), -1).all(axis=1)
+        hex_ok = (hx != 255).reshape(len(sel), SAMPLES * 12).all(axis=1)  # explicit width: -1 fails for 0 pages
         why("a payload that is not 3600 hex digits", int((~hex_ok).sum()))
         sel, hx = sel[hex_ok], hx[hex_ok]
         stats["bad"] += len(pg) - len(sel)

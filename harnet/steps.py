@@ -151,13 +151,18 @@ class StepCounter:
                 "backend": getattr(be, "name", type(be).__name__), "parameters": self.params.to_dict()}
 
 
+def steps_model_name(options: Any) -> str:
+    """The walking detector ``options`` asks for: ``steps_model``, else the registry's."""
+    return getattr(options, "steps_model", None) or DEFAULT_STEPS_MODEL
+
+
 def load_detector(options: Any) -> Any:
     """The walking detector of ``options`` (``steps_model``, or the registry's), as a
     :class:`harnet.predictor.Predictor`, checked (two classes, one of them walking; sound step
     parameters) so that a wrong model is refused before the recording is read."""
     from .predictor import Predictor
 
-    name = getattr(options, "steps_model", None) or DEFAULT_STEPS_MODEL
+    name = steps_model_name(options)
     kw = dict(backend=options.backend, threads=options.threads, device=options.device,
               batch_size=options.batch_size, hmm=options.hmm)
     p = Path(name)
@@ -170,7 +175,7 @@ def load_detector(options: Any) -> Any:
 def step_counter(options: Any, activity_window_sec: int, detector: Any = None) -> StepCounter:
     """The :class:`StepCounter` of ``options`` (see :func:`load_detector`); ``detector``: a ready
     Predictor of the walking model."""
-    name = getattr(options, "steps_model", None) or DEFAULT_STEPS_MODEL
+    name = steps_model_name(options)
     if detector is None:
         detector = load_detector(options)
     params = StepParams.from_config(detector.config.raw, where=f"{name}: config.json")

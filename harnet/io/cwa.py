@@ -388,6 +388,8 @@ def decoded_chunks(plan: CwaPlan, report: Callable[[int], None] | None = None) -
     """Pass 2: per chunk of the file, the decoded samples as ``[(dest, xyz (k, 3), times (k,)), ...]``
     (one entry per sample format present): ``dest`` is the output position of the first sample
     (an int, the samples land one after another) or an index array."""
+    from harnet.kernels import sample_times
+
     b, start, span, kept, keep_mask, blk_dest = plan.b, plan.start, plan.span, plan.kept, plan.keep_mask, plan.blk_dest
     cs = b.count
     nb = len(b.index)
@@ -417,7 +419,8 @@ def decoded_chunks(plan: CwaPlan, report: Callable[[int], None] | None = None) -
                     vals = decode_int16(data.view("<i2"), 6, ACCEL_FIRST_6AXIS, b.scale[rows])
                 i = np.arange(cap)[None, :]
                 cnt = cs[rows][:, None]
-                times = _sample_times(start[rows][:, None], span[rows][:, None], cnt, i)
+                times = np.empty((len(rows), cap), np.int64)
+                sample_times(start[rows], span[rows], cs[rows], cap, times)  # _sample_times, compiled
                 d0 = int(blk_dest[rows[0]])
                 if (
                     not keep_mask

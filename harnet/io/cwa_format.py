@@ -92,14 +92,14 @@ def block_checksum_ok(blocks: np.ndarray) -> np.ndarray:
 
 
 def decode_packed(raw: np.ndarray) -> np.ndarray:
-    """(k, 120) uint32 packed samples -> (k, 120, 3) float32 g (1/256 g units, shifted by e)."""
-    v = raw.astype(np.uint32, copy=False)
-    e = (v >> 30).astype(np.int32)
+    """(k, 120) uint32 packed samples -> (k, 120, 3) float32 g (1/256 g units, shifted by e):
+    per axis the sign-extended 10-bit value (x bits 0-9, y 10-19, z 20-29) shifted left by the
+    exponent in bits 30-31, in one compiled pass (:func:`harnet.kernels.decode_packed`)."""
+    from harnet.kernels import decode_packed as kernel
+
+    v = np.ascontiguousarray(raw, dtype=np.uint32)
     out = np.empty(v.shape + (3,), dtype=np.float32)
-    for axis, shift in enumerate((22, 12, 2)):  # x bits 0-9, y 10-19, z 20-29
-        s = (v << np.uint32(shift)).view(np.int32) >> 22  # sign-extended 10-bit value
-        out[..., axis] = np.left_shift(s, e)
-    out *= np.float32(1 / 256)
+    kernel(v, out)
     return out
 
 

@@ -22,6 +22,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from harnet.io.prefetch import prefetch
+
+#: 512-byte file blocks per decoded block of a streamed CWA file (about 245,000 samples, 5 MB decoded)
+STREAM_CHUNK_BLOCKS = 2048
+
 #: reader keywords a streamed CWA file accepts (the others go to read_device, which checks them)
 CWA_KEYWORDS = ("use_fraction", "chunk_blocks")
 
@@ -49,20 +54,21 @@ class DeviceStream:
         self.last_ns: int | None = None
         self._median_at: int | None = None  # where the unit check's warning goes, when pass 2 computes it
 
-    def scan(self, on_block: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> None:
+    def scan(self, on_block: Callable[[np.ndarray, np.ndarray], None] | None = None, rate_gap_ns: int = 1_000_000_000) -> None:
         """Pass 1: check every block, fill ``info`` as :func:`harnet.io.finalize` does, and call
-        ``on_block(t, xyz, d)`` with each block and its time steps ``d`` (``d[0]``: from the
-        previous block's last sample; absent for the first block, so ``len(d)`` is ``len(t) - 1``
-        there). Raises :class:`NotStreamable` when a whole-file repair is needed. When the sample
+        ``on_block(t, xyz)`` with each block. ``rate_sums``: afterwards, the time steps not longer
+        than ``rate_gap_ns`` and their summed length (for the effective rate). Raises
+        :class:`NotStreamable` when a whole-file repair is needed. When the sample
         count is known only at the end (``n`` None), the unit check's median (every
         ``n // 1e6``-th sample) is taken in pass 2 and its field filled in place then."""
-        from harnet.io.checks import RATE_STEPS, check_units, fill_span_info, magnitudes, median_step, time_steps
+        from harnet.io.checks import GAP_NS, RATE_STEPS, check_units, fill_span_info, magnitudes, median_step
+        from harnet.kernels import all_finite, step_counts
 
         step = median_step(self.n) if self.n is not None else None
         subs: list[np.ndarray] = []
         heads: list[np.ndarray] = []
         head_n = 0
-        tot = [0, 0, 0, 0, 0]
+        counts = np.zeros(7, np.int64)  # back, repeated, short, other, short ns, rate steps, rate ns
         pos = 0
         prev: int | None = None
         first = last = 0
@@ -70,24 +76,25 @@ class DeviceStream:
             k = len(t)
             if not k:
                 continue
-            d = np.diff(t) if prev is None else np.diff(t, prepend=np.int64(prev))
-            for j, v in enumerate(time_steps(d)):
-                tot[j] += v
-            if tot[0] or tot[1]:
+            if head_n < RATE_STEPS:  # the first time steps, for the nominal-rate estimate
+                d = np.diff(t) if prev is None else np.diff(t, prepend=np.int64(prev))
+                heads.append(d[: RATE_STEPS - head_n].copy())
+                head_n += len(heads[-1])
+            step_counts(t, np.int64(0 if prev is None else prev), prev is not None, GAP_NS, int(rate_gap_ns), counts)
+            if counts[0] or counts[1]:
                 raise NotStreamable("times go back or repeat")
-            if not np.isfinite(xyz).all():
+            if not all_finite(xyz):
                 raise NotStreamable("non-finite values")
             if prev is None:
                 first = int(t[0])
             prev = last = int(t[-1])
             if step is not None:
                 subs.append(magnitudes(xyz[(-pos) % step :: step]))
-            if head_n < RATE_STEPS:
-                heads.append(d[: RATE_STEPS - head_n].copy())
-                head_n += len(heads[-1])
             if on_block is not None:
-                on_block(t, xyz, d)
+                on_block(t, xyz)
             pos += k
+        tot = [int(v) for v in counts[:5]]
+        self.rate_sums = (int(counts[5]), int(counts[6]))
         if self.n is not None and pos != self.n:
             raise NotStreamable(f"the reader promised {self.n} samples and gave {pos}")
         if pos == 0:
@@ -160,8 +167,8 @@ def open_stream(path: str | os.PathLike, *, sample_rate: float | None = None, re
 
     size = path.stat().st_size
     report = None if progress is None else (lambda k: lambda pos: progress("read", k * size + pos, 2 * size))
-    if block_blocks is not None:
-        kw["chunk_blocks"] = int(block_blocks)
+    # a quarter of the whole-file reader's chunk: the read-ahead holds a block or two in flight
+    kw["chunk_blocks"] = int(block_blocks) if block_blocks is not None else kw.get("chunk_blocks", STREAM_CHUNK_BLOCKS)
     plan = plan_cwa(path, use_fraction=kw.get("use_fraction", True), report=None if report is None else report(0),
                     **({"chunk_blocks": kw["chunk_blocks"]} if "chunk_blocks" in kw else {}))
     if not plan.in_file_order or plan.n_total == 0:
@@ -174,6 +181,9 @@ def open_stream(path: str | os.PathLike, *, sample_rate: float | None = None, re
     def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         passes[0] += 1
         rep = report(1) if report is not None and passes[0] == 1 else None
+        return prefetch(lambda: decoded(rep))  # decoding overlaps the consumer's work
+
+    def decoded(rep: Callable[[int], None] | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         pos = 0
         for parts in decoded_chunks(plan, rep):
             if len(parts) == 1 and isinstance(parts[0][0], int):
@@ -214,8 +224,7 @@ def _block_reader_stream(path: Path, kind: str, rate_override: Callable[[dict], 
     def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         r = block_reader(path, **opts)
         last[:] = [r]
-        for b in r.blocks():
-            yield np.asarray(b.time, dtype=np.int64), b.xyz
+        return prefetch(lambda: ((np.asarray(b.time, dtype=np.int64), b.xyz) for b in r.blocks()))
 
     def info() -> dict[str, Any]:
         return rate_override(dict(last[0].info))

@@ -59,6 +59,26 @@ def effective_rate(time: np.ndarray, max_gap_s: float = 1.0, block: int = 4_000_
 # filtering and resampling
 
 
+def import_filters_ahead() -> None:
+    """Start importing ``scipy.signal`` (about 1.4 s on a 2-core Zen 3, most of it ``scipy.stats``)
+    on a daemon thread, so that it overlaps pass 1 of a streamed file instead of delaying pass 2:
+    :func:`design_lowpass` then finds it imported, or waits for it under Python's import lock.
+    A failed import is left for :func:`design_lowpass` to raise."""
+    import sys
+    import threading
+
+    if "scipy.signal" in sys.modules:
+        return
+
+    def load() -> None:
+        try:
+            import scipy.signal  # noqa: F401
+        except Exception:  # pragma: no cover - raised again, in the caller's thread, where it is used
+            pass
+
+    threading.Thread(target=load, name="harnet-import-ahead", daemon=True).start()
+
+
 def design_lowpass(cutoff_hz: float, fs_in: float) -> np.ndarray:
     from scipy.signal import butter
 
@@ -71,17 +91,20 @@ def _segment_bounds(t: np.ndarray, gap_ns: float) -> np.ndarray:
     return np.concatenate(([0], br, [len(t)]))
 
 
-def _filter_segments(col: np.ndarray, bounds: np.ndarray, sos: np.ndarray) -> np.ndarray:
-    """Forward-backward filter ``col`` (one axis) on each segment separately; float64 result."""
-    from scipy.signal import sosfiltfilt
+def _filter_segments(x: np.ndarray, bounds: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """Forward-backward filter each column of ``x`` (n, 3) on each segment separately, as
+    ``scipy.signal.sosfiltfilt(sos, seg, padtype="odd", padlen=min(3 * (2 * len(sos) + 1), len(seg) - 1))``
+    (bit for bit: :func:`harnet.kernels.filtfilt_odd`); float64 result."""
+    from ..kernels import filtfilt_odd
 
-    out = col.astype(np.float64)
+    out = np.empty(x.shape)
     default_pad = 3 * (2 * len(sos) + 1)
     for a, b in zip(bounds[:-1], bounds[1:]):
         n = int(b - a)
         if n < 2:  # a lone sample cannot be filtered; it stays as measured
+            out[a:b] = x[a:b]
             continue
-        out[a:b] = sosfiltfilt(sos, out[a:b], padtype="odd", padlen=min(default_pad, n - 1))
+        filtfilt_odd(sos, x, min(default_pad, n - 1), out=out, rows=(int(a), int(b)))
     return out
 
 
@@ -178,84 +201,33 @@ def resample_core(
     the raw samples between consecutive ``edges_ns``, after filtering with ``sos_enmo``
     (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (3, len-1).
     """
+    from .. import kernels
+
     out = np.full((m, 3), np.nan, dtype=np.float32)
-    finite = np.isfinite(x).all(axis=1)
-    if not finite.all():  # NaN or inf from a reader: no data there (a gap), never filtered over
+    if len(x) and not kernels.all_finite(x):  # NaN or inf from a reader: no data there (a gap), never filtered over
+        finite = np.isfinite(x).all(axis=1)
         t, x = t[finite], x[finite]
-    del finite
+        del finite
     if m == 0 or len(t) == 0:
         return out, (None if enmo is None else np.zeros((3, len(enmo[1]) - 1)))
-    # float64 ns relative to the grid start: exact integers for spans up to 104 days
-    tr = (t - g0).astype(np.float64)
-    grid = np.arange(m, dtype=np.float64) * NS / fs_out
-    n = len(tr)
-    if n == 1:
-        i = np.zeros(m, dtype=np.int64)
-        w = np.zeros(m)
-        bad = grid != tr[0]
-        x = np.concatenate([x, x])  # a lone sample: both neighbours are itself
-    else:
-        # neighbours: tr[i] <= g < tr[i + 1], clipped so that both exist
-        i = np.searchsorted(tr, grid, side="right") - 1
-        np.clip(i, 0, n - 2, out=i)
-        left = tr[i]
-        right = tr[i + 1]
-        on_left = grid == left
-        on_right = grid == right
-        ok = (grid >= left) & (grid <= right) & ((right - left) <= gap_ns)
-        ok |= on_left | on_right  # a point exactly on a sample takes it, even next to a gap
-        w = (grid - left) / (right - left)
-        w[on_left] = 0.0
-        w[on_right] = 1.0
-        if method == "nearest":
-            w = (w > 0.5).astype(np.float64)
-        bad = ~ok
-        del left, right, on_left, on_right, ok
-    del grid
     need_filter = sos is not None or (enmo is not None and enmo[0] is not None)
-    bounds = _segment_bounds(tr, gap_ns) if need_filter else None
-    if enmo is not None:
-        e_sos, edges = enmo
-        cuts = np.searchsorted(t, np.asarray(edges, dtype=np.int64), side="left")
-        a, b = int(cuts[0]), int(cuts[-1])
-        norm2 = np.zeros(b - a)
-    for k in range(3):
-        raw = x[:, k]
-        col = raw if sos is None else _filter_segments(raw, bounds, sos)
-        lo = np.asarray(col[i], dtype=np.float64)  # col[i] is a copy already: no second one
-        v = np.asarray(col[i + 1], dtype=np.float64)
-        v -= lo  # lo + w * (right - left), in place: the same operations, the same bits
-        v *= w
-        v += lo
-        del lo
-        v[bad] = np.nan
-        out[:, k] = v
-        del v
-        if enmo is not None and b > a:
-            if e_sos is sos:
-                ce = col[a:b]
-            elif e_sos is None:
-                ce = raw[a:b]
-            else:
-                ce = _filter_segments(raw, bounds, e_sos)[a:b]
-            norm2 += np.square(ce, dtype=np.float64)
+    # gaps split the filtering; on int64 ns, as on the float64 ns the neighbour search uses
+    # (exact integers for spans up to 104 days, so the same comparisons)
+    bounds = _segment_bounds(t, gap_ns) if need_filter else None
+    cols = x if sos is None else _filter_segments(x, bounds, sos)
+    kernels.interpolate_grid(t, int(g0), cols, m, fs_out, float(gap_ns), method == "nearest", out)
     if enmo is None:
         return out, None
+    e_sos, edges = enmo
+    cuts = np.searchsorted(t, np.asarray(edges, dtype=np.int64), side="left")
+    if e_sos is sos:
+        ecols = cols
+    elif e_sos is None:
+        ecols = x
+    else:
+        ecols = _filter_segments(x, bounds, e_sos)
     sums = np.zeros((3, len(cuts) - 1))
-    if b > a:
-        vm = np.sqrt(norm2, out=norm2)  # vector magnitude (g), in place: no extra copy
-        e = np.maximum(vm - 1.0, 0.0)
-        cnt = np.diff(cuts)
-        full = cnt > 0
-        if full.any():
-            at = (cuts[:-1] - a)[full]
-            sums[0, full] = np.add.reduceat(e, at)
-            # MAD (Vaha-Ypya et al. 2015): mean |vm - mean(vm)| over the window's samples
-            mean_vm = np.zeros(len(cnt))
-            mean_vm[full] = np.add.reduceat(vm, at) / cnt[full]
-            e = np.abs(vm - np.repeat(mean_vm, cnt), out=e)
-            sums[2, full] = np.add.reduceat(e, at)
-        sums[1] = cnt
+    kernels.enmo_mad_sums(ecols, cuts, sums)  # MAD: Vaha-Ypya et al. 2015
     return out, sums
 
 

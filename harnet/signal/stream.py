@@ -48,36 +48,42 @@ class StatsBuilder:
         if self.origin is None:
             self.origin = midnight_ns(int(t[0]))
             self.first_bin = (int(t[0]) - self.origin) // self.win_ns
+        head = 0
         if len(self._carry_t):
-            t = np.concatenate((self._carry_t, t))
-            xyz = np.concatenate((self._carry_x, xyz))
+            # the carried window goes on in this block: finish it with this block's samples up to
+            # the window's end (a short copy, not the whole block)
+            bound = self.origin + (int(self._carry_t[0] - self.origin) // self.win_ns + 1) * self.win_ns
+            head = int(np.searchsorted(t, bound, side="left"))
+            ct = np.concatenate((self._carry_t, t[:head]))
+            cx = np.concatenate((self._carry_x, xyz[:head]))
+            if head == len(t):  # the window goes on past this block too
+                self._carry_t, self._carry_x = ct, cx
+                self.last_bin = (int(ct[-1]) - self.origin) // self.win_ns
+                return
+            self._reduce(ct, cx)
         self.last_bin = (int(t[-1]) - self.origin) // self.win_ns
         # the last window may go on in the next block: carry its samples
-        cut = int(np.searchsorted(t, self.origin + self.last_bin * self.win_ns, side="left"))
+        cut = max(head, int(np.searchsorted(t, self.origin + self.last_bin * self.win_ns, side="left")))
         self._carry_t, self._carry_x = t[cut:].copy(), xyz[cut:].copy()
-        self._reduce(t[:cut], xyz[:cut])
+        self._reduce(t[head:cut], xyz[head:cut])
 
     def _reduce(self, t: np.ndarray, xyz: np.ndarray) -> None:
         if not len(t):
             return
-        b = (t - self.origin) // self.win_ns
-        offs = np.concatenate(([0], np.flatnonzero(np.diff(b)) + 1))
-        cnt = np.diff(np.append(offs, len(t)))
-        c = cnt.astype(np.float64)
-        mean = np.empty((len(offs), 3))
-        std = np.empty((len(offs), 3))
-        for k in range(3):  # as window_stats: float64 sums over each window's samples at once
-            col = xyz[:, k].astype(np.float64)
-            s1 = np.add.reduceat(col, offs)
-            col *= col
-            s2 = np.add.reduceat(col, offs)
-            mu = s1 / c
-            mean[:, k] = mu
-            std[:, k] = np.sqrt(np.maximum(s2 / c - mu * mu, 0.0))
-        self._bins.append(b[offs])
-        self._count.append(cnt)
-        self._mean.append(mean)
-        self._std.append(std)
+        from ..kernels import window_moments
+
+        most = (int(t[-1]) - int(t[0])) // self.win_ns + 2
+        bins = np.empty(most, np.int64)
+        cnt = np.empty(most, np.intp)
+        mean = np.empty((most, 3))
+        std = np.empty((most, 3))
+        # as window_stats: float64 sums over each window's samples at once (np.add.reduceat's,
+        # bit for bit), mean = s1 / c, std = sqrt(max(s2 / c - mean^2, 0))
+        k = window_moments(t, xyz, self.origin, self.win_ns, bins, cnt, mean, std)
+        self._bins.append(bins[:k].copy())
+        self._count.append(cnt[:k].copy())
+        self._mean.append(mean[:k].copy())
+        self._std.append(std[:k].copy())
 
     def finish(self) -> WindowStats:
         """The :class:`WindowStats` of every window from the first sample's to the last's."""
@@ -101,17 +107,12 @@ class StatsBuilder:
 
 
 class RateCounter:
-    """The sums behind :func:`harnet.signal.resample.effective_rate`, from blocks' time steps."""
+    """The sums behind :func:`harnet.signal.resample.effective_rate` (pass 1 counts them: ``DeviceStream.rate_sums``)."""
 
     def __init__(self, max_gap_s: float = 1.0) -> None:
         self.max_gap_s = float(max_gap_s)
         self.gap = int(max_gap_s * NS)
         self.count = self.total = 0
-
-    def add(self, d: np.ndarray) -> None:
-        ok = d <= self.gap
-        self.count += int(ok.sum())
-        self.total += int(d[ok].sum())
 
     def rate(self, n: int) -> float:
         if n < 2:
@@ -129,12 +130,8 @@ class StreamedRecording:
         self.stream = stream
         stats = StatsBuilder(window_sec)
         rate = RateCounter(max_gap_s)
-
-        def on_block(t: np.ndarray, xyz: np.ndarray, d: np.ndarray) -> None:
-            stats.add(t, xyz)
-            rate.add(d)
-
-        stream.scan(on_block)
+        stream.scan(stats.add, rate_gap_ns=rate.gap)
+        rate.count, rate.total = stream.rate_sums
         self.info = stream.info
         self.stats = stats.finish()
         self._rate = rate
@@ -184,6 +181,9 @@ def read_streamed(path: str | Path, *, max_gap_s: float = 1.0, progress: Callabl
     stream = open_stream(path, progress=progress, block_blocks=block_blocks, **reader)
     if stream is None:
         return None
+    from .resample import import_filters_ahead
+
+    import_filters_ahead()  # pass 2's filter design needs scipy.signal: load it while pass 1 runs
     try:
         return StreamedRecording(stream, max_gap_s=max_gap_s)
     except NotStreamable:

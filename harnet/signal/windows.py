@@ -214,8 +214,7 @@ def chunks_from_blocks(
     w_first = (int(first_ns) - origin) // win_ns
     w_last = (int(last_ns) - origin) // win_ns
     per_chunk = chunk_ns // win_ns
-    bt = np.empty(0, np.int64)  # the samples held: from one before the chunk's margin on
-    bx = np.empty((0, 3), np.float32)
+    buf = _SampleBuffer()  # the samples held: from one before the chunk's margin on
     done = False
     c_first = w_first // per_chunk
     c_last = w_last // per_chunk
@@ -224,20 +223,15 @@ def chunks_from_blocks(
         wb = min(w_last + 1, (c + 1) * per_chunk)
         g0 = origin + wa * win_ns
         g1 = origin + wb * win_ns
-        new_t, new_x = [bt], [bx]
-        last = int(bt[-1]) if len(bt) else None
+        last = int(buf.t[buf.n - 1]) if buf.n else None
         while not done and (last is None or last <= g1 + margin_ns):  # up to one sample past the margin
             nxt = next(blocks, None)
             if nxt is None:
                 done = True
             elif len(nxt[0]):
-                new_t.append(as_ns(nxt[0]))
-                new_x.append(nxt[1])
-                last = int(new_t[-1][-1])
-        if len(new_t) > 1:  # one concatenation per chunk, whatever the block size
-            bt, bx = (new_t[1], new_x[1]) if len(new_t) == 2 and not len(bt) else (np.concatenate(new_t), np.concatenate(new_x))
-        del new_t, new_x
-        t, xyz, n = bt, bx, len(bt)
+                buf.append(as_ns(nxt[0]), nxt[1])
+                last = int(buf.t[buf.n - 1])
+        t, xyz, n = buf.t[: buf.n], buf.x[: buf.n], buf.n
         a = int(np.searchsorted(t, g0 - margin_ns, side="left"))
         b = int(np.searchsorted(t, g1 + margin_ns, side="right"))
         nwin = wb - wa
@@ -273,6 +267,38 @@ def chunks_from_blocks(
             mad_mg=mad,
         )
         # the next chunk starts at g1: keep from the sample before its margin
-        drop = max(0, int(np.searchsorted(bt, g1 - margin_ns, side="left")) - 1)
-        if drop:
-            bt, bx = bt[drop:], bx[drop:]
+        del t, xyz
+        drop = max(0, int(np.searchsorted(buf.t[: buf.n], g1 - margin_ns, side="left")) - 1)
+        buf.drop(drop)
+
+
+class _SampleBuffer:
+    """The raw samples :func:`chunks_from_blocks` holds, in one buffer reused from chunk to chunk
+    (blocks are copied in; the samples a chunk no longer needs are dropped by moving the rest to
+    the front), instead of a new concatenation of every block per chunk."""
+
+    def __init__(self) -> None:
+        self.t = np.empty(0, np.int64)
+        self.x = np.empty((0, 3), np.float32)
+        self.n = 0
+
+    def append(self, t: np.ndarray, x: np.ndarray) -> None:
+        k = len(t)
+        if self.n + k > len(self.t):
+            cap = max(self.n + k, len(self.t) + len(self.t) // 2)
+            nt = np.empty(cap, np.int64)
+            nx = np.empty((cap, 3), np.float32)
+            nt[: self.n] = self.t[: self.n]
+            nx[: self.n] = self.x[: self.n]
+            self.t, self.x = nt, nx
+        self.t[self.n : self.n + k] = t
+        self.x[self.n : self.n + k] = x
+        self.n += k
+
+    def drop(self, k: int) -> None:
+        if k <= 0:
+            return
+        keep = self.n - k
+        self.t[:keep] = self.t[k : self.n].copy()
+        self.x[:keep] = self.x[k : self.n].copy()
+        self.n = keep

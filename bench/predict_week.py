@@ -80,8 +80,10 @@ class StandIn:
         return p
 
 
-def child_stand_in(cwa: str, model: str, out: str) -> None:
-    """In the child: read, predict (stand-in network) and write, as `harnet predict` does."""
+def child_stand_in(cwa: str, model: str, out: str, runs: int = 1) -> None:
+    """In the child: read, predict (stand-in network) and write, as `harnet predict` does;
+    ``runs`` times in the same process (the later runs: the one-time imports and numba's start-up
+    already done, as for every file after the first in a batch)."""
     from harnet.loading import resolve_model_dir
     from harnet.outputs import output_paths, write_outputs
     from harnet.pipeline import PredictOptions, StageTimer, predict_recording, read_recording
@@ -91,19 +93,24 @@ def child_stand_in(cwa: str, model: str, out: str) -> None:
     mdir = resolve_model_dir(model)
     pred = Predictor(model, model_dir=mdir, backend_obj=StandIn(0))
     pred.backend.n = len(pred.labels)
-    timer = StageTimer()
-    t0 = time.perf_counter()
-    rec = read_recording(cwa, opts)
-    timer.add("read", time.perf_counter() - t0)
-    res = predict_recording(rec, opts, predictor=pred, timer=timer)
-    del rec
-    t1 = time.perf_counter()
-    res.info["StageSeconds"] = {}
-    write_outputs(res, output_paths(out=Path(out)))
-    timer.add("write", time.perf_counter() - t1)
+    all_runs = []
+    for _ in range(runs):
+        timer = StageTimer()
+        t0 = time.perf_counter()
+        rec = read_recording(cwa, opts)
+        timer.add("read", time.perf_counter() - t0)
+        res = predict_recording(rec, opts, predictor=pred, timer=timer)
+        del rec
+        t1 = time.perf_counter()
+        res.info["StageSeconds"] = {}
+        write_outputs(res, output_paths(out=Path(out)))
+        timer.add("write", time.perf_counter() - t1)
+        all_runs.append({k: round(v, 3) for k, v in timer.times.items()})
+        del res
     info_path = Path(out).with_name(Path(out).stem + "-info.json")
     info = json.loads(info_path.read_text())
-    info["StageSeconds"] = {k: round(v, 3) for k, v in timer.times.items()}
+    info["StageSeconds"] = all_runs[0]
+    info["StageSecondsLaterRuns"] = all_runs[1:]
     info_path.write_text(json.dumps(info, indent=1))
 
 
@@ -133,7 +140,10 @@ def main() -> None:
     ap.add_argument("--stand-in", action="store_true",
                     help="a stand-in for the network (no inference cost), the model's preprocessing and HMM: measures "
                     "the non-inference stages and the memory")
-    ap.add_argument("--child-stand-in", nargs=3, metavar=("CWA", "MODEL", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-stand-in", nargs=4, metavar=("CWA", "MODEL", "OUT", "RUNS"), help=argparse.SUPPRESS)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="with --stand-in: process the file this many times in one process and print each run's "
+                    "stages (runs after the first: imports and numba's start-up done, as for later files of a batch)")
     ap.add_argument("--compare-backend", action="append", default=[],
                     help="also run with this backend (repeatable) and compare its outputs with the first run's")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="harnet predict --precision")
@@ -141,8 +151,8 @@ def main() -> None:
                     help="also run with --precision int8 and compare (speed, labels, daily hours; bench/precision.py: more)")
     args = ap.parse_args()
     if args.child_stand_in:
-        cwa, model, out = args.child_stand_in
-        child_stand_in(cwa, model, out)
+        cwa, model, out, runs = args.child_stand_in
+        child_stand_in(cwa, model, out, int(runs))
         return
     OUT.mkdir(exist_ok=True)
     cwa = make_week(OUT / f"week{args.days}.cwa", args.days)
@@ -152,7 +162,7 @@ def main() -> None:
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.stand_in:
-        cmd = [sys.executable, __file__, "--child-stand-in", str(cwa), model, str(out)]
+        cmd = [sys.executable, __file__, "--child-stand-in", str(cwa), model, str(out), str(args.runs)]
     print(f"machine: {machine()}")
     cmd += ["--precision", args.precision] if args.precision != "fp32" else []
     print("$", " ".join(cmd))
@@ -173,6 +183,9 @@ def main() -> None:
     week = args.days <= 7
     print(f"{'non-infer.':<12}{non_inf:>10.2f}   (target for the week <= 6 s; 'windows' includes pass 2's decoding)")
     print(f"{'end to end':<12}{wall:>10.1f}   (includes start-up and writing)")
+    for j, later in enumerate(info.get("StageSecondsLaterRuns", []), 2):
+        parts = "  ".join(f"{k} {v:.2f}" for k, v in later.items() if k != "inference")
+        print(f"run {j} in the same process: non-inference {sum(v for k, v in later.items() if k != 'inference'):.2f} s ({parts})")
     if not args.stand_in:
         print(f"inference: {n / max(st.get('inference', 1e-9), 1e-9):.0f} windows/s")
     print(f"peak RSS:   {rss_gb:.2f} GB   (target <= {'0.8' if week else '1.0'} GB for {args.days} days)")

@@ -483,3 +483,30 @@ def all_finite(x: np.ndarray) -> bool:
     if x.flags.c_contiguous and x.dtype == np.float64:
         return _count_nonfinite(x.reshape(-1).view(np.uint64), np.uint64(0x7FF0000000000000)) == 0
     return bool(np.isfinite(x).all())
+
+
+def warm_up() -> None:
+    """Load (from numba's disk cache, or compile) the kernels pass 1 of a streamed CWA file calls
+    first, with the argument types it calls them with (tiny arrays, nothing returned)."""
+    decode_packed(np.zeros((1, 120), np.uint32), np.empty((1, 120, 3), np.float32))
+    for count in (np.ones(1, np.int16), np.ones(1, np.int64)):
+        sample_times(np.zeros(1, np.int64), np.ones(1), count, 2, np.empty((1, 2), np.int64))
+    step_counts(np.arange(3, dtype=np.int64), np.int64(0), True, 1, 1, np.zeros(7, np.int64))
+    all_finite(np.zeros((2, 3), np.float32))
+    t = np.arange(4, dtype=np.int64)
+    window_moments(t, np.zeros((4, 3), np.float32), 0, 2, np.empty(4, np.int64), np.empty(4, np.intp),
+                   np.empty((4, 3)), np.empty((4, 3)))
+
+
+@_jit
+def segment_starts(t, gap_ns, out):  # type: ignore[no-untyped-def]
+    """Write 0, every ``i`` with ``t[i] - t[i - 1] > gap_ns`` (compared as ``np.diff(t) > gap_ns``
+    compares: the int64 step as float64) and ``len(t)`` to ``out``; returns how many."""
+    k = 1
+    out[0] = 0
+    for i in range(1, len(t)):
+        if np.float64(t[i] - t[i - 1]) > gap_ns:
+            out[k] = i
+            k += 1
+    out[k] = len(t)
+    return k + 1

@@ -410,7 +410,7 @@ def window_chunks(rec: "Recording", window_sec: int, prep: "Preprocessing", nonw
     if isinstance(rec, StreamedRecording):  # pass 2 of a streamed file
         return chunks_from_blocks(rec.blocks(), first_ns=rec.first_ns, last_ns=rec.last_ns, rate=rec.rate(max_gap_s),
                                   window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
-                                  method=prep.resample, antialias=prep.antialias)
+                                  method=prep.resample, antialias=prep.antialias, finite=True)  # pass 1 checked them
     return iter_chunks(rec, window_sec=window_sec, lowpass_hz=lowpass, nonwear=nonwear, max_gap_s=max_gap_s,
                        method=prep.resample, antialias=prep.antialias)
 

@@ -28,6 +28,11 @@ def _ref_filter(col, bounds, sos):
     return out
 
 
+def _ref_bounds(t, gap_ns):
+    br = np.flatnonzero(np.diff(t) > gap_ns) + 1
+    return np.concatenate(([0], br, [len(t)]))
+
+
 def reference_resample_core(t, x, g0, m, fs_out, gap_ns, method, sos, enmo=None):
     out = np.full((m, 3), np.nan, dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
@@ -64,7 +69,7 @@ def reference_resample_core(t, x, g0, m, fs_out, gap_ns, method, sos, enmo=None)
         del left, right, on_left, on_right, ok
     del grid
     need_filter = sos is not None or (enmo is not None and enmo[0] is not None)
-    bounds = _segment_bounds(tr, gap_ns) if need_filter else None
+    bounds = _ref_bounds(tr, gap_ns) if need_filter else None
     if enmo is not None:
         e_sos, edges = enmo
         cuts = np.searchsorted(t, np.asarray(edges, dtype=np.int64), side="left")
@@ -256,3 +261,22 @@ def test_step_counts_are_the_diff_counts():
         d = np.diff(t) if prev is None else np.diff(t, prepend=np.int64(prev))
         ok = d <= 1_500_000_000
         assert tuple(out[:5]) == time_steps(d) and tuple(out[5:]) == (ok.sum(), d[ok].sum())
+
+
+def test_segment_bounds_are_the_diff_breaks():
+    rng = np.random.default_rng(9)
+    for n in (0, 1, 2, 1000):
+        t = np.cumsum(rng.choice([1, 10, 3 * NS], n, p=[0.5, 0.45, 0.05])).astype(np.int64)
+        for gap in (1.0 * NS, 2.5 * NS, 5.0):
+            assert (_segment_bounds(t, gap) == _ref_bounds(t, gap)).all()
+            assert (_segment_bounds(t, gap) == _ref_bounds(t.astype(np.float64), gap)).all()
+
+
+def test_resample_core_told_its_values_are_finite_gives_the_same_windows():
+    rng = np.random.default_rng(10)
+    t, x = _recording(rng, 20_000, gaps=2)
+    sos = butter(4, 20, fs=100, output="sos")
+    edges = int(t[0]) + np.arange(20, dtype=np.int64) * 10 * NS
+    a = resample_core(t, x, int(t[0]), 5000, 30, 1.0 * NS, "linear", sos, (sos, edges))
+    b = resample_core(t, x, int(t[0]), 5000, 30, 1.0 * NS, "linear", sos, (sos, edges), finite=True)
+    assert _same(a[0], b[0]) and _same(a[1], b[1])

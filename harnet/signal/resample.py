@@ -86,9 +86,13 @@ def design_lowpass(cutoff_hz: float, fs_in: float) -> np.ndarray:
 
 
 def _segment_bounds(t: np.ndarray, gap_ns: float) -> np.ndarray:
-    """Start indices of contiguous segments plus ``len(t)`` at the end."""
-    br = np.flatnonzero(np.diff(t) > gap_ns) + 1
-    return np.concatenate(([0], br, [len(t)]))
+    """Start indices of contiguous segments (a step longer than ``gap_ns`` starts one) plus
+    ``len(t)`` at the end."""
+    from ..kernels import segment_starts
+
+    out = np.empty(len(t) + 1, np.int64)
+    k = segment_starts(t, float(gap_ns), out)
+    return out[:k].copy()
 
 
 def _filter_segments(x: np.ndarray, bounds: np.ndarray, sos: np.ndarray) -> np.ndarray:
@@ -193,6 +197,7 @@ def resample_core(
     method: str,
     sos: np.ndarray | None,
     enmo: tuple[np.ndarray | None, np.ndarray] | None = None,
+    finite: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resample (t int64 ns, x (n, 3)) onto g0 + j / fs_out, j < m; see :func:`resample`.
 
@@ -200,11 +205,12 @@ def resample_core(
     sum of absolute deviations of the vector magnitude from its window mean (g; MAD x count) of
     the raw samples between consecutive ``edges_ns``, after filtering with ``sos_enmo``
     (None: unfiltered; the same object as ``sos``: reuse that filtering). Shape (3, len-1).
+    ``finite``: the caller knows every value of ``x`` is finite (no search for NaN rows).
     """
     from .. import kernels
 
     out = np.full((m, 3), np.nan, dtype=np.float32)
-    if len(x) and not kernels.all_finite(x):  # NaN or inf from a reader: no data there (a gap), never filtered over
+    if not finite and len(x) and not kernels.all_finite(x):  # NaN or inf from a reader: no data there (a gap), never filtered over
         finite = np.isfinite(x).all(axis=1)
         t, x = t[finite], x[finite]
         del finite

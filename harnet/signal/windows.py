@@ -188,12 +188,14 @@ def chunks_from_blocks(
     method: str = "linear",
     antialias: bool = False,
     enmo_lowpass_hz: float | None = 20.0,
+    finite: bool = False,
 ) -> Iterator[WindowChunk]:
     """:func:`iter_chunks` on samples that arrive as blocks ``(int64 ns times, (k, 3) g)`` in time
     order (strictly increasing across blocks), from ``first_ns`` to ``last_ns``, measured at
     ``rate`` Hz. Only the samples one chunk needs (plus its filter margins and one block ahead)
     are held; each chunk sees exactly the samples it would see in the whole recording, so the
-    windows do not depend on the block size."""
+    windows do not depend on the block size. ``finite``: every value is known to be finite (pass
+    1 of a stream checked them), so no chunk looks for NaN or inf again."""
     fs_out = int(fs_out)
     T = int(round(window_sec * fs_out))
     if T <= 0 or abs(T - window_sec * fs_out) > 1e-9:
@@ -247,7 +249,8 @@ def chunks_from_blocks(
             a = max(0, a - 1)
             b = min(n, b + 1)
             edges = g0 + np.arange(nwin + 1, dtype=np.int64) * win_ns
-            xyz30, esum = resample_core(t[a:b], xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges))
+            xyz30, esum = resample_core(t[a:b], xyz[a:b], g0, nwin * T, fs_out, gap_ns, method, sos, (e_sos, edges),
+                                        finite=finite)
             # g0 is grid point wa * T of the midnight grid: make_windows needs no padding
             starts, X, complete = make_windows(xyz30, origin, wa * T, window_sec, fs=fs_out)
             del xyz30

@@ -149,7 +149,15 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="harnet predict --precision")
     ap.add_argument("--compare-precision", action="append", default=[], choices=["int8"],
                     help="also run with --precision int8 and compare (speed, labels, daily hours; bench/precision.py: more)")
+    ap.add_argument("--before", metavar="DIR", default=None,
+                    help="with --stand-in: also run a 'before' harnet tree (e.g. `git archive fa39ab7 harnet | tar -x -C DIR`) "
+                    "side by side, alternating, and print both trees' non-inference stages and their ratio")
+    ap.add_argument("--rounds", type=int, default=2, help="with --before: alternating rounds (each tree once per round)")
     args = ap.parse_args()
+    if args.before:
+        OUT.mkdir(exist_ok=True)
+        before_after(make_week(OUT / f"week{args.days}.cwa", args.days), args)
+        return
     if args.child_stand_in:
         cwa, model, out, runs = args.child_stand_in
         child_stand_in(cwa, model, out, int(runs))
@@ -192,6 +200,41 @@ def main() -> None:
     print(f"machine after the run: {machine()}")
     for other in args.compare_backend + [f"precision-{p}" for p in args.compare_precision]:
         compare(cmd, out, other, info["model"]["backend"])
+
+
+def before_after(cwa: Path, args: argparse.Namespace) -> None:
+    """The stand-in run of a 'before' tree (PYTHONPATH=DIR) and of this checkout, alternating;
+    each run processes the file ``--runs`` times (default here 2: a cold and a warm run)."""
+    import statistics
+
+    runs = max(2, args.runs)
+    print(f"machine: {machine()}")
+    res: dict[str, list[tuple[float, float, float]]] = {"before": [], "after": []}
+    outs = {}
+    for r in range(args.rounds):
+        for name in ("before", "after"):
+            out = OUT / f"ab-{name}.csv"
+            env = dict(os.environ)
+            if name == "before":
+                env["PYTHONPATH"] = str(Path(args.before).resolve())
+            cmd = [sys.executable, __file__, "--child-stand-in", str(cwa), args.model, str(out), str(runs)]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env)
+            wall = time.perf_counter() - t
+            info = json.loads(out.with_name(out.stem + "-info.json").read_text())
+            cold = sum(v for k, v in info["StageSeconds"].items() if k != "inference")
+            warm = statistics.median(sum(v for k, v in x.items() if k != "inference") for x in info["StageSecondsLaterRuns"])
+            res[name].append((cold, warm, wall))
+            outs[name] = out
+            print(f"round {r + 1} {name:<6}: non-inference cold {cold:6.2f} s, warm {warm:6.2f} s "
+                  f"(first run: {', '.join(f'{k} {v:.2f}' for k, v in info['StageSeconds'].items() if k != 'inference')})")
+    med = {k: (statistics.median(c for c, _, _ in v), statistics.median(w for _, w, _ in v)) for k, v in res.items()}
+    print(f"\nmedian non-inference stages of the week (stand-in network), before -> after:")
+    print(f"  cold (first file of a process): {med['before'][0]:.2f} -> {med['after'][0]:.2f} s ({med['before'][0] / med['after'][0]:.2f}x)")
+    print(f"  warm (later files of a process): {med['before'][1]:.2f} -> {med['after'][1]:.2f} s ({med['before'][1] / med['after'][1]:.2f}x)")
+    same = outs["before"].read_bytes() == outs["after"].read_bytes()
+    print(f"  daily summary CSV byte-identical before/after: {same}")
+    print(f"machine after the runs: {machine()}")
 
 
 def compare(cmd: list[str], out: Path, other: str, name: str) -> None:

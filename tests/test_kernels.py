@@ -184,6 +184,12 @@ def test_reduceat_sum_is_numpys(seed):
     assert _same(out, np.add.reduceat(a, offs))
     # a sum numpy takes with np.add.reduce (pairwise), too
     assert kernels.pairwise_sum(a, 0, len(a)) == np.add.reduce(a)
+    col = np.stack([a, -a], 1).astype(np.float32)
+    for lo, n in ((0, len(a)), (1, len(a) - 1), (3, min(200, len(a) - 3))):
+        if n <= 0:
+            continue
+        v = col[lo : lo + n, 0].astype(np.float64)
+        assert kernels.pairwise_col2(col, 0, lo, n) == (np.add.reduce(v), np.add.reduce(v * v))
 
 
 def test_the_kernels_are_not_compiled_at_import():

@@ -30,11 +30,11 @@ import numpy as np
 from .device import all_finite, decode_packed, sample_times, step_counts
 from .filters import filtfilt_odd
 from .grid import interpolate_grid, segment_starts
-from .sums import enmo_mad_sums, pairwise_col, pairwise_sum, reduceat_sum, window_moments
+from .sums import enmo_mad_sums, pairwise_col, pairwise_col2, pairwise_sum, reduceat_sum, window_moments
 
 __all__ = [
     "all_finite", "decode_packed", "enmo_mad_sums", "filtfilt_odd", "interpolate_grid", "pairwise_col",
-    "pairwise_sum", "reduceat_sum", "sample_times", "segment_starts", "step_counts", "warm_up", "window_moments",
+    "pairwise_col2", "pairwise_sum", "reduceat_sum", "sample_times", "segment_starts", "step_counts", "warm_up", "window_moments",
 ]
 
 

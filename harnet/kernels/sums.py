@@ -146,6 +146,99 @@ def enmo_mad_sums(cols, cuts, sums):  # type: ignore[no-untyped-def]
 
 
 @_jit
+def _leaf_sum2(x, ax, lo, n):  # type: ignore[no-untyped-def]
+    # _leaf_sum of the column and of its square at once (one read of each value)
+    if n < 8:
+        r = 0.0
+        q = 0.0
+        for i in range(lo, lo + n):
+            v = np.float64(x[i, ax])
+            r += v
+            q += v * v
+        return r, q
+    v0, v1, v2, v3 = np.float64(x[lo, ax]), np.float64(x[lo + 1, ax]), np.float64(x[lo + 2, ax]), np.float64(x[lo + 3, ax])
+    v4, v5, v6, v7 = np.float64(x[lo + 4, ax]), np.float64(x[lo + 5, ax]), np.float64(x[lo + 6, ax]), np.float64(x[lo + 7, ax])
+    r0, r1, r2, r3, r4, r5, r6, r7 = v0, v1, v2, v3, v4, v5, v6, v7
+    q0, q1, q2, q3, q4, q5, q6, q7 = v0 * v0, v1 * v1, v2 * v2, v3 * v3, v4 * v4, v5 * v5, v6 * v6, v7 * v7
+    i = 8
+    stop = n - (n % 8)
+    while i < stop:
+        j = lo + i
+        v0, v1, v2, v3 = np.float64(x[j, ax]), np.float64(x[j + 1, ax]), np.float64(x[j + 2, ax]), np.float64(x[j + 3, ax])
+        v4, v5, v6, v7 = np.float64(x[j + 4, ax]), np.float64(x[j + 5, ax]), np.float64(x[j + 6, ax]), np.float64(x[j + 7, ax])
+        r0 += v0
+        r1 += v1
+        r2 += v2
+        r3 += v3
+        r4 += v4
+        r5 += v5
+        r6 += v6
+        r7 += v7
+        q0 += v0 * v0
+        q1 += v1 * v1
+        q2 += v2 * v2
+        q3 += v3 * v3
+        q4 += v4 * v4
+        q5 += v5 * v5
+        q6 += v6 * v6
+        q7 += v7 * v7
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    resq = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+    while i < n:
+        v = np.float64(x[lo + i, ax])
+        res += v
+        resq += v * v
+        i += 1
+    return res, resq
+
+
+@_jit
+def pairwise_col2(x, ax, lo, n):  # type: ignore[no-untyped-def]
+    """``(pairwise_col(x, ax, False, lo, n), pairwise_col(x, ax, True, lo, n))`` in one traversal
+    (the same tree of additions for both)."""
+    if n <= 128:
+        return _leaf_sum2(x, ax, lo, n)
+    los = np.empty(64, np.int64)
+    ns = np.empty(64, np.int64)
+    state = np.zeros(64, np.int64)
+    vals = np.empty(64)
+    valq = np.empty(64)
+    top = 0
+    los[0] = lo
+    ns[0] = n
+    while True:
+        cn = ns[top]
+        if cn > 128:
+            h = cn // 2
+            h -= h % 8
+            top += 1
+            los[top] = los[top - 1]
+            ns[top] = h
+            state[top] = 0
+            continue
+        v, w = _leaf_sum2(x, ax, los[top], cn)
+        top -= 1
+        while True:
+            if top < 0:
+                return v, w
+            if state[top] == 0:
+                vals[top] = v
+                valq[top] = w
+                state[top] = 1
+                h = ns[top] // 2
+                h -= h % 8
+                top += 1
+                los[top] = los[top - 1] + h
+                ns[top] = ns[top - 1] - h
+                state[top] = 0
+                break
+            v = vals[top] + v
+            w = valq[top] + w
+            top -= 1
+
+
+@_jit
 def window_moments(t, xyz, origin, win_ns, bins, count, mean, std):  # type: ignore[no-untyped-def]
     """The clock-aligned windows ``(t - origin) // win_ns`` of samples ``(t, xyz)`` (t increasing):
     for each, written to row k of the outputs, its window number, sample count and per-axis
@@ -164,8 +257,9 @@ def window_moments(t, xyz, origin, win_ns, bins, count, mean, std):  # type: ign
         c = e - s
         cf = float(c)
         for ax in range(3):
-            s1 = np.float64(xyz[s, ax]) + pairwise_col(xyz, ax, False, s + 1, c - 1)
-            s2 = _val(xyz, s, ax, True) + pairwise_col(xyz, ax, True, s + 1, c - 1)
+            p1, p2 = pairwise_col2(xyz, ax, s + 1, c - 1)
+            s1 = np.float64(xyz[s, ax]) + p1
+            s2 = _val(xyz, s, ax, True) + p2
             mu = s1 / cf
             mean[k, ax] = mu
             var = s2 / cf - mu * mu

@@ -25,8 +25,6 @@ user cache directory when that is not writable). Importing this module imports n
 
 from __future__ import annotations
 
-import numpy as np
-
 from .device import all_finite, decode_packed, sample_times, step_counts
 from .filters import filtfilt_odd
 from .grid import interpolate_grid, segment_starts
@@ -34,18 +32,6 @@ from .sums import enmo_mad_sums, pairwise_col, pairwise_col2, pairwise_sum, redu
 
 __all__ = [
     "all_finite", "decode_packed", "enmo_mad_sums", "filtfilt_odd", "interpolate_grid", "pairwise_col",
-    "pairwise_col2", "pairwise_sum", "reduceat_sum", "sample_times", "segment_starts", "step_counts", "warm_up", "window_moments",
+    "pairwise_col2", "pairwise_sum", "reduceat_sum", "sample_times", "segment_starts", "step_counts", "window_moments",
 ]
 
-
-def warm_up() -> None:
-    """Load (from numba's disk cache, or compile) the kernels pass 1 of a streamed CWA file calls
-    first, with the argument types it calls them with (tiny arrays, nothing returned)."""
-    decode_packed(np.zeros((1, 120), np.uint32), np.empty((1, 120, 3), np.float32))
-    for count in (np.ones(1, np.int16), np.ones(1, np.int64)):
-        sample_times(np.zeros(1, np.int64), np.ones(1), count, 2, np.empty((1, 2), np.int64))
-    step_counts(np.arange(3, dtype=np.int64), np.int64(0), True, 1, 1, np.zeros(7, np.int64))
-    all_finite(np.zeros((2, 3), np.float32))
-    t = np.arange(4, dtype=np.int64)
-    window_moments(t, np.zeros((4, 3), np.float32), 0, 2, np.empty(4, np.int64), np.empty(4, np.intp),
-                   np.empty((4, 3)), np.empty((4, 3)))

@@ -7,56 +7,50 @@ import numpy as np
 from .jitting import kernel as _jit
 
 
-@_jit(inline="always")
-def _val(x, i, ax, sq):  # type: ignore[no-untyped-def]
-    v = np.float64(x[i, ax])
-    return v * v if sq else v
-
-
 @_jit
-def _leaf_sum(x, ax, sq, lo, n):  # type: ignore[no-untyped-def]
+def _leaf_sum(x, ax, lo, n):  # type: ignore[no-untyped-def]
     # numpy's pairwise_sum for n <= 128: a plain loop under 8, else 8 partial sums
     if n < 8:
         r = 0.0
         for i in range(lo, lo + n):
-            r += _val(x, i, ax, sq)
+            r += np.float64(x[i, ax])
         return r
-    r0 = _val(x, lo, ax, sq)
-    r1 = _val(x, lo + 1, ax, sq)
-    r2 = _val(x, lo + 2, ax, sq)
-    r3 = _val(x, lo + 3, ax, sq)
-    r4 = _val(x, lo + 4, ax, sq)
-    r5 = _val(x, lo + 5, ax, sq)
-    r6 = _val(x, lo + 6, ax, sq)
-    r7 = _val(x, lo + 7, ax, sq)
+    r0 = np.float64(x[lo, ax])
+    r1 = np.float64(x[lo + 1, ax])
+    r2 = np.float64(x[lo + 2, ax])
+    r3 = np.float64(x[lo + 3, ax])
+    r4 = np.float64(x[lo + 4, ax])
+    r5 = np.float64(x[lo + 5, ax])
+    r6 = np.float64(x[lo + 6, ax])
+    r7 = np.float64(x[lo + 7, ax])
     i = 8
     stop = n - (n % 8)
     while i < stop:
         j = lo + i
-        r0 += _val(x, j, ax, sq)
-        r1 += _val(x, j + 1, ax, sq)
-        r2 += _val(x, j + 2, ax, sq)
-        r3 += _val(x, j + 3, ax, sq)
-        r4 += _val(x, j + 4, ax, sq)
-        r5 += _val(x, j + 5, ax, sq)
-        r6 += _val(x, j + 6, ax, sq)
-        r7 += _val(x, j + 7, ax, sq)
+        r0 += np.float64(x[j, ax])
+        r1 += np.float64(x[j + 1, ax])
+        r2 += np.float64(x[j + 2, ax])
+        r3 += np.float64(x[j + 3, ax])
+        r4 += np.float64(x[j + 4, ax])
+        r5 += np.float64(x[j + 5, ax])
+        r6 += np.float64(x[j + 6, ax])
+        r7 += np.float64(x[j + 7, ax])
         i += 8
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        res += _val(x, lo + i, ax, sq)
+        res += np.float64(x[lo + i, ax])
         i += 1
     return res
 
 
 @_jit
-def pairwise_col(x, ax, sq, lo, n):  # type: ignore[no-untyped-def]
+def pairwise_col(x, ax, lo, n):  # type: ignore[no-untyped-def]
     """numpy's float64 ``pairwise_sum`` (the sum ``np.add.reduce`` takes) of
-    ``float64(x[lo:lo + n, ax])``, squared first when ``sq``: above 128 elements, the sum of the
+    ``float64(x[lo:lo + n, ax])``: above 128 elements, the sum of the
     two halves (the first a multiple of 8 long). The recursion runs on an explicit stack
     (numba's disk cache does not keep recursive functions safely)."""
     if n <= 128:
-        return _leaf_sum(x, ax, sq, lo, n)
+        return _leaf_sum(x, ax, lo, n)
     los = np.empty(64, np.int64)
     ns = np.empty(64, np.int64)
     state = np.zeros(64, np.int64)  # 0: left half pending, 1: left half summed into vals
@@ -74,7 +68,7 @@ def pairwise_col(x, ax, sq, lo, n):  # type: ignore[no-untyped-def]
             ns[top] = h
             state[top] = 0
             continue
-        v = _leaf_sum(x, ax, sq, los[top], cn)
+        v = _leaf_sum(x, ax, los[top], cn)
         top -= 1
         while True:
             if top < 0:
@@ -96,7 +90,7 @@ def pairwise_col(x, ax, sq, lo, n):  # type: ignore[no-untyped-def]
 @_jit
 def pairwise_sum(a, lo, n):  # type: ignore[no-untyped-def]
     """:func:`pairwise_col` of a contiguous 1-D float64 array."""
-    return pairwise_col(a.reshape((len(a), 1)), 0, False, lo, n)
+    return pairwise_col(a.reshape((len(a), 1)), 0, lo, n)
 
 
 @_jit
@@ -138,11 +132,11 @@ def enmo_mad_sums(cols, cuts, sums):  # type: ignore[no-untyped-def]
             vm[q, 0] = v
             d = v - 1.0
             e[q, 0] = d if (d >= 0.0 or d != d) else 0.0  # np.maximum(d, 0.0)
-        sums[0, w] = e[0, 0] + pairwise_col(e, 0, False, 1, c - 1)
-        mean = (vm[0, 0] + pairwise_col(vm, 0, False, 1, c - 1)) / c
+        sums[0, w] = e[0, 0] + pairwise_col(e, 0, 1, c - 1)
+        mean = (vm[0, 0] + pairwise_col(vm, 0, 1, c - 1)) / c
         for q in range(c):
             e[q, 0] = abs(vm[q, 0] - mean)
-        sums[2, w] = e[0, 0] + pairwise_col(e, 0, False, 1, c - 1)
+        sums[2, w] = e[0, 0] + pairwise_col(e, 0, 1, c - 1)
 
 
 @_jit
@@ -195,8 +189,9 @@ def _leaf_sum2(x, ax, lo, n):  # type: ignore[no-untyped-def]
 
 @_jit
 def pairwise_col2(x, ax, lo, n):  # type: ignore[no-untyped-def]
-    """``(pairwise_col(x, ax, False, lo, n), pairwise_col(x, ax, True, lo, n))`` in one traversal
-    (the same tree of additions for both)."""
+    """``pairwise_col`` of the column and of its square, ``(sum, sum of squares)``, in one traversal
+    (the same tree of additions for both; a second stack walker, because the single sum of the
+    ENMO/MAD windows would pay for the squares it does not need)."""
     if n <= 128:
         return _leaf_sum2(x, ax, lo, n)
     los = np.empty(64, np.int64)
@@ -258,8 +253,9 @@ def window_moments(t, xyz, origin, win_ns, bins, count, mean, std):  # type: ign
         cf = float(c)
         for ax in range(3):
             p1, p2 = pairwise_col2(xyz, ax, s + 1, c - 1)
-            s1 = np.float64(xyz[s, ax]) + p1
-            s2 = _val(xyz, s, ax, True) + p2
+            v0 = np.float64(xyz[s, ax])
+            s1 = v0 + p1
+            s2 = v0 * v0 + p2
             mu = s1 / cf
             mean[k, ax] = mu
             var = s2 / cf - mu * mu

@@ -176,35 +176,15 @@ def read_streamed(path: str | Path, *, max_gap_s: float = 1.0, progress: Callabl
                   block_blocks: int | None = None, **reader: Any) -> StreamedRecording | None:
     """Pass 1 over a device file that streams (:func:`harnet.io.stream.open_stream`), or None: the
     caller then reads it whole with :func:`harnet.io.read_device` (same outputs)."""
-    from ..io import kind_of
     from ..io.stream import NotStreamable, open_stream
     from .resample import import_filters_ahead
 
-    if kind_of(Path(path)) in ("cwa", "gt3x", "geneactiv"):
-        # one-time loads off the critical path: the compiled kernels (numba's start-up, about
-        # 1 s) while the CWA block headers are planned, and scipy.signal (pass 2's filter
-        # design, about 1.4 s) while pass 1 runs
-        _start_thread(_warm_kernels)
-        import_filters_ahead()
     stream = open_stream(path, progress=progress, block_blocks=block_blocks, **reader)
     if stream is None:
         return None
+    import_filters_ahead()  # pass 2's filter design needs scipy.signal: load it while pass 1 runs
     try:
         return StreamedRecording(stream, max_gap_s=max_gap_s)
     except NotStreamable:
         return None
 
-
-def _warm_kernels() -> None:
-    try:
-        from ..kernels import warm_up
-
-        warm_up()
-    except Exception:  # pragma: no cover - the same call fails again, in the caller's thread, where it is used
-        pass
-
-
-def _start_thread(fn: Callable[[], None]) -> None:
-    import threading
-
-    threading.Thread(target=fn, name="harnet-warm-up", daemon=True).start()
